@@ -1,0 +1,30 @@
+# `make demo`: set up and generate one image with the embedded model. `make test`: set up and run every test.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test install browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
+
+demo: install
+	$(VENV)/bin/glassdiff generate "two blue squares above a red circle" -o demo.png --trajectory demo_strip.png
+	@echo "demo image: $(CURDIR)/demo.png  (noise-to-image strip: $(CURDIR)/demo_strip.png)"
+
+test: install browser
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo.png demo_strip.png

@@ -1,0 +1,86 @@
+"""Frozen configuration: sampling parameters (validated) and model presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+SAMPLERS = ("ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lms")
+MAX_STEPS = 1000
+MAX_PIXELS = 1024 * 1024  # beyond this a CPU run is out of memory or out of patience
+
+
+class BadInput(ValueError):
+    """A user's mistake: the message says what was wrong and how to fix it (exit code 2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    steps: int = 20
+    guidance: float = 4.0
+    sampler: str = "dpmpp_2m"
+    seed: int = 0
+    width: int | None = None  # None: the model's native size
+    height: int | None = None
+    batch: int = 1
+    negative: str = ""
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise BadInput(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise BadInput(f"--steps must be between 1 and {MAX_STEPS}, got {self.steps}")
+        if not math.isfinite(self.guidance):
+            raise BadInput(f"--guidance must be a finite number, got {self.guidance}")
+        if self.batch < 1:
+            raise BadInput(f"--batch must be at least 1, got {self.batch}")
+        if self.seed < 0:
+            raise BadInput(f"--seed must be 0 or more, got {self.seed}")
+
+    def size_for(self, native: int, factor: int) -> tuple[int, int]:
+        """(height, width) in pixels, checked against the autoencoder's factor."""
+        height, width = self.height or native, self.width or native
+        for name, value in (("--height", height), ("--width", width)):
+            if value < factor or value % factor:
+                raise BadInput(f"{name} {value} is not a positive multiple of {factor}; try {max(factor, value // factor * factor)}")
+        if height * width > MAX_PIXELS:
+            raise BadInput(f"{width}x{height} is too large for CPU memory; keep width*height at most {MAX_PIXELS}")
+        return height, width
+
+
+def autoencoder_preset(name: str = "shapes64") -> dict:
+    """diffusers AutoencoderKL config; 'shapes64' maps 64x64x3 to 16x16x4."""
+    presets = {
+        "shapes64": dict(block_out_channels=(16, 32, 64), layers_per_block=1, latent_channels=4,
+                         norm_num_groups=8, sample_size=64, mid_block_add_attention=False),
+        "tiny": dict(block_out_channels=(8, 8), layers_per_block=1, latent_channels=4,
+                     norm_num_groups=4, sample_size=16, mid_block_add_attention=False),
+    }
+    cfg = dict(presets[name])
+    n = len(cfg["block_out_channels"])
+    cfg.update(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+               up_block_types=("UpDecoderBlock2D",) * n)
+    return cfg
+
+
+def unet_preset(name: str = "shapes64", cross_attention_dim: int = 384) -> dict:
+    """diffusers UNet2DConditionModel config."""
+    presets = {
+        "shapes64": dict(sample_size=16, block_out_channels=(64, 128, 192), layers_per_block=1,
+                         attention_head_dim=32, norm_num_groups=32),
+        "tiny": dict(sample_size=8, block_out_channels=(8, 16), layers_per_block=1,
+                     attention_head_dim=4, norm_num_groups=4),
+    }
+    cfg = dict(presets[name])
+    n = len(cfg["block_out_channels"])
+    # cross-attention below the top level: self-attention over 16x16 tokens costs more than it gives here
+    cfg.update(in_channels=4, out_channels=4, cross_attention_dim=cross_attention_dim,
+               down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+               up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",))
+    return cfg
+
+
+def scheduler_preset() -> dict:
+    """The noise schedule the default model is trained on (and every sampler reads)."""
+    return dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                prediction_type="v_prediction", clip_sample=False, steps_offset=1)

@@ -1,0 +1,1 @@
+"""Explaining a generation: trajectory strips, attention maps, the HTML report."""

@@ -1,0 +1,32 @@
+"""The trajectory strip: pure noise on the left, the finished image on the right."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image, ImageDraw
+
+from ..sampling import StepRecord, initial_noise
+
+
+def pick_steps(n_steps: int, columns: int) -> list[int]:
+    """Evenly spaced step indices, always ending on the last step."""
+    if n_steps <= columns:
+        return list(range(n_steps))
+    return sorted({round(i * (n_steps - 1) / (columns - 1)) for i in range(columns)})
+
+
+def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: int = 2) -> Image.Image:
+    """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep."""
+    chosen = pick_steps(len(records), columns - 1)
+    latents = torch.cat([records[0].x_t[:1] / records[0].x_t[:1].std()] + [records[i].x0_pred[:1] for i in chosen])
+    pixels = pipe.decode_latents(latents).numpy()
+    labels = ["noise x_T"] + [f"step {i + 1}/{len(records)}\nt={records[i].timestep:.0f}" for i in chosen]
+    size = pixels.shape[1] * scale
+    cell = max(size, 84)
+    strip = Image.new("RGB", (cell * len(labels) + 4 * (len(labels) + 1), size + 40), "white")
+    draw = ImageDraw.Draw(strip)
+    for k, (array, label) in enumerate(zip(pixels, labels)):
+        x = 4 + k * (cell + 4)
+        strip.paste(Image.fromarray(array).resize((size, size), Image.NEAREST), (x + (cell - size) // 2, 4))
+        draw.multiline_text((x + 2, size + 8), label, fill=(30, 30, 30), spacing=2)
+    return strip

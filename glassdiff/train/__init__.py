@@ -1,0 +1,1 @@
+"""Training: the autoencoder, then the denoiser on cached latents and text embeddings."""

@@ -1,0 +1,80 @@
+"""What both training stages share: checkpoints, EMA, DDP set-up, learning rate, logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..config import BadInput
+from ..io import atomic_path
+
+
+def setup_distributed(device: str) -> tuple[int, int]:
+    """(rank, world_size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def lr_at(step: int, base_lr: float, warmup: int) -> float:
+    return base_lr * min(1.0, (step + 1) / max(1, warmup))
+
+
+class EMA:
+    """Exponential moving average of a model's parameters, warmed up as in diffusers' EMAModel."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int):
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v, 1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def save_checkpoint(path: str, state: dict):
+    """Written to a temporary file and renamed: a good checkpoint is never replaced by a broken one."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str, config: dict) -> dict:
+    """The checkpoint at `path`, refused unless it was written by the same config."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise BadInput(f"cannot read checkpoint {path}: {err}; delete it or point --out elsewhere") from err
+    theirs = state.get("config", {})
+    mismatched = sorted(k for k in config if k not in ("steps", "resume") and theirs.get(k) != config[k])
+    if mismatched:
+        raise BadInput(f"checkpoint {path} was written by another config (differs in {', '.join(mismatched)}); "
+                       f"use the same options or a new --out")
+    return state
+
+
+def config_dict(cfg) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def log_line(path: str, record: dict):
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,95 @@
+"""Training data: the shapes world drawn on the fly, or a folder of captioned images.
+
+A folder holds images with either a `.txt` caption beside each or a
+`metadata.jsonl` of {"file_name", "text"} (the layout diffusers' training
+scripts read). Images are resized and centre-cropped to the model's size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import BadInput
+from ..world import HELDOUT_COLOR_SHAPE, render_array, sample_spec, scene_from_spec
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1):
+    """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in seed."""
+    rng = random.Random(seed)
+    captions, images = [], []
+    for _ in range(n):
+        spec = sample_spec(rng)
+        captions.append(spec["prompt"])
+        for _k in range(scenes_per_caption):
+            images.append(render_array(scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE), size))
+    return captions, np.stack(images)
+
+
+def center_crop_resize(image: Image.Image, size: int) -> np.ndarray:
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    image = image.convert("RGB").crop((left, top, left + side, top + side))
+    return np.asarray(image.resize((size, size), Image.BICUBIC))
+
+
+def _captions_of(folder: str) -> dict[str, str]:
+    meta = os.path.join(folder, "metadata.jsonl")
+    if os.path.exists(meta):
+        out = {}
+        with open(meta) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    out[row["file_name"]] = str(row["text"])
+                except (ValueError, KeyError) as err:
+                    raise BadInput(f"{meta} line {n}: expected JSON with file_name and text ({err})") from err
+        return out
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if name.lower().endswith(IMAGE_EXTS):
+            txt = os.path.join(folder, os.path.splitext(name)[0] + ".txt")
+            if os.path.exists(txt):
+                with open(txt) as f:
+                    out[name] = f.read().strip()
+    return out
+
+
+def folder_examples(folder: str, size: int) -> tuple[list[str], np.ndarray, list[str]]:
+    """(captions, images, skipped file names) from a folder; corrupt images are skipped with a warning."""
+    if not os.path.isdir(folder):
+        raise BadInput(f"data folder {folder} does not exist; give a folder of images with captions")
+    captions = _captions_of(folder)
+    images_present = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTS)]
+    if not images_present:
+        raise BadInput(f"data folder {folder} holds no images ({', '.join(IMAGE_EXTS)})")
+    if not captions:
+        raise BadInput(f"images in {folder} have no captions: add a .txt beside each image or a metadata.jsonl")
+    texts, arrays, skipped = [], [], []
+    for name, text in sorted(captions.items()):
+        try:
+            with Image.open(os.path.join(folder, name)) as image:
+                arrays.append(center_crop_resize(image, size))
+            texts.append(text)
+        except Exception as err:  # noqa: BLE001 - any unreadable image is skipped and counted
+            warnings.warn(f"skipping {name}: {err}", stacklevel=2)
+            skipped.append(name)
+    if not arrays:
+        raise BadInput(f"no readable images in {folder} ({len(skipped)} skipped)")
+    return texts, np.stack(arrays), skipped

@@ -1,0 +1,219 @@
+"""Stage 2: the denoiser UNet on cached latents and caption embeddings.
+
+What does not change is computed once and cached (`out/cache.pt`): the
+latents of the training images and the text embeddings of their captions, so
+a step costs only the UNet. Each step's timesteps, noise and caption dropout
+come from a generator seeded by (seed, step), and the data order from
+(seed, epoch): a resumed run, or one split over DDP ranks, sees exactly the
+batches an uninterrupted single-process run sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ..config import autoencoder_preset, scheduler_preset, unet_preset
+from ..denoiser import build_unet
+from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
+                     setup_distributed)
+from .data import folder_examples, shapes_examples, to_tensor
+
+SAMPLE_PROMPTS = (
+    "a red circle", "two blue squares", "a green triangle in the top left", "a yellow star left of a purple heart",
+    "a white cross above a pink diamond", "three orange hexagons", "a small gray star and a large brown circle",
+    "a blue heart on a sand background",
+)
+NOISE_BUCKETS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserTrainConfig:
+    out: str = "runs/denoiser"
+    vae: str = "runs/autoencoder/vae"
+    preset: str = "shapes64"
+    size: int = 64
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 4e-4
+    warmup: int = 100
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    caption_dropout: float = 0.1
+    captions: int = 20000  # distinct training captions
+    scenes_per_caption: int = 3
+    data: str | None = None
+    seed: int = 0
+    checkpoint_every: int = 250
+    sample_every: int = 500
+    resume: bool = False
+    device: str = "cpu"
+
+
+def _cache_key(cfg: DenoiserTrainConfig) -> dict:
+    return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption", "data", "seed")}
+
+
+@torch.no_grad()
+def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
+    """Latents (N, C, h, w), caption embeddings (M, L, D) fp16, caption index per latent, the empty prompt."""
+    if cfg.data:
+        captions, images, _skipped = folder_examples(cfg.data, cfg.size)
+        per = 1
+    else:
+        captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption)
+        per = cfg.scenes_per_caption
+    latents = torch.cat([vae.encode(to_tensor(images[i:i + 256])).latent_dist.mean * vae.config.scaling_factor
+                         for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])
+    context = torch.cat([text_encoder(captions[i:i + 256]).context.half()
+                         for i in tqdm(range(0, len(captions), 256), desc="caching captions", leave=False)])
+    return {"latents": latents, "context": context,
+            "caption_of": torch.arange(len(captions)).repeat_interleave(per),
+            "uncond": text_encoder([""]).context[0], "captions": captions, "key": _cache_key(cfg)}
+
+
+def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) -> dict:
+    path = os.path.join(cfg.out, "cache.pt")
+    if os.path.exists(path):
+        cache = torch.load(path, weights_only=False)
+        if cache.get("key") == _cache_key(cfg):
+            return cache
+    if rank == 0:
+        cache = build_cache(cfg, vae, text_encoder)
+        save_checkpoint(path, cache)
+    if dist.is_initialized():
+        dist.barrier()
+    return torch.load(path, weights_only=False)
+
+
+def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch: int):
+    """The global batch of `step`: indices, timesteps, noise, dropout mask; a function of (seed, step) only."""
+    n = len(cache["latents"])
+    epoch, offset = divmod(step, steps_per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    idx = order[offset * cfg.batch:(offset + 1) * cfg.batch]
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    t = torch.randint(0, scheduler_preset()["num_train_timesteps"], (len(idx),), generator=g)
+    noise = torch.randn(cache["latents"][idx].shape, generator=g)
+    drop = torch.rand(len(idx), generator=g) < cfg.caption_dropout
+    return idx, t, noise, drop
+
+
+def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
+    """Per-sample min-SNR-weighted v-prediction loss (B,)."""
+    x0 = cache["latents"][idx].to(device)
+    context = cache["context"][cache["caption_of"][idx]].float()
+    context[drop] = cache["uncond"]
+    alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1).to(device)
+    noise = noise.to(device)
+    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+    v_target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
+    v_pred = unet(x_t, t.to(device), encoder_hidden_states=context.to(device), return_dict=False)[0]
+    snr = (alpha_bar / (1 - alpha_bar)).view(-1)
+    weight = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1)
+    return weight * (v_pred - v_target).pow(2).mean(dim=(1, 2, 3))
+
+
+def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
+    """Train (resumably), write checkpoints, samples, loss curves and the pipeline folder `out/model`."""
+    from diffusers import AutoencoderKL, DDPMScheduler
+
+    from ..text import TextEncoder
+
+    rank, world = setup_distributed(cfg.device)
+    os.makedirs(cfg.out, exist_ok=True)
+    seed_everything(cfg.seed)
+    vae = AutoencoderKL.from_pretrained(cfg.vae) if os.path.isdir(cfg.vae) else _fresh_vae(cfg)
+    text_encoder = TextEncoder()
+    cache = load_or_build_cache(cfg, vae, text_encoder, rank)
+    scheduler = DDPMScheduler(**scheduler_preset())
+    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim)).to(cfg.device)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    ema = EMA(unet, cfg.ema_decay)
+    ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
+    if cfg.resume and os.path.exists(ckpt_path):
+        state = load_checkpoint(ckpt_path, config_dict(cfg))
+        unet.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        ema.shadow = state["ema"]
+        start = state["step"]
+    model = torch.nn.parallel.DistributedDataParallel(unet) if world > 1 else unet
+    steps_per_epoch = max(1, len(cache["latents"]) // cfg.batch)
+    buckets = torch.zeros(2, NOISE_BUCKETS)
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="denoiser", disable=rank != 0,
+               dynamic_ncols=True)
+    for step in bar:
+        idx, t, noise, drop = step_batch(cfg, cache, step, steps_per_epoch)
+        mine = slice(rank * len(idx) // world, (rank + 1) * len(idx) // world)
+        losses = v_loss(model, scheduler, cfg, cache, idx[mine], t[mine], noise[mine], drop[mine], cfg.device)
+        loss = losses.mean()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(unet, step)
+        _accumulate(buckets, t[mine], losses.detach().cpu(), scheduler.config.num_train_timesteps)
+        if rank == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{cfg.batch * (step + 1 - start) / (time.time() - t0):.1f}")
+            _log_step(cfg, step, loss.item(), buckets, time.time() - t0)
+        done = step + 1
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema.shadow,
+                                        "step": done, "config": config_dict(cfg)})
+            _write_model(cfg, ema, vae, text_encoder)
+        if rank == 0 and (done % cfg.sample_every == 0 or done == cfg.steps):
+            _write_samples(cfg, done)
+    if dist.is_initialized():
+        dist.barrier()
+    result = {"steps": cfg.steps, "wall_s": time.time() - t0, "world_size": world,
+              "unet_params": sum(p.numel() for p in unet.parameters()), "images": len(cache["latents"])}
+    if rank == 0:
+        from .plots import plot_losses
+
+        plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
+    return result
+
+
+def _fresh_vae(cfg):
+    from ..autoencoder import build_autoencoder
+
+    return build_autoencoder(autoencoder_preset("tiny" if cfg.size <= 16 else cfg.preset))
+
+
+def _accumulate(buckets: torch.Tensor, t: torch.Tensor, losses: torch.Tensor, num_train_timesteps: int):
+    which = (t * NOISE_BUCKETS // num_train_timesteps).clamp(max=NOISE_BUCKETS - 1)
+    buckets[0].index_add_(0, which, losses)
+    buckets[1].index_add_(0, which, torch.ones_like(losses))
+
+
+def _log_step(cfg, step, loss, buckets, elapsed):
+    record = {"step": step + 1, "loss": loss, "elapsed_s": round(elapsed, 2)}
+    if (step + 1) % 50 == 0:
+        record["loss_by_noise"] = (buckets[0] / buckets[1].clamp(min=1)).tolist()
+        buckets.zero_()
+    log_line(os.path.join(cfg.out, "log.jsonl"), record)
+
+
+def _write_model(cfg, ema, vae, text_encoder):
+    """The EMA weights as a pipeline folder (out/model), written atomically."""
+    from ..pipeline import Pipeline
+
+    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim))
+    unet.load_state_dict(ema.shadow)
+    Pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler_config=scheduler_preset()).save(
+        os.path.join(cfg.out, "model"))
+
+
+def _write_samples(cfg, done):
+    from ..pipeline import Pipeline
+    from .plots import sample_sheet
+
+    pipe = Pipeline.load(os.path.join(cfg.out, "model"))
+    sample_sheet(pipe, SAMPLE_PROMPTS, os.path.join(cfg.out, "samples", f"step{done:06d}.png"))
