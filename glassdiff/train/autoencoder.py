@@ -21,9 +21,10 @@ class AutoencoderTrainConfig:
     out: str = "runs/autoencoder"
     preset: str = "shapes64"
     size: int = 64
-    steps: int = 1200
-    batch: int = 16
-    lr: float = 2e-3
+    steps: int = 2000
+    batch: int = 32
+    crop: int = 32  # train on random crops (the network is convolutional): 4x cheaper a sample
+    lr: float = 1e-3
     warmup: int = 50
     kl_weight: float = 1e-6
     examples: int = 20000  # renders drawn once, then cycled
@@ -40,6 +41,30 @@ def _examples(cfg: AutoencoderTrainConfig) -> torch.Tensor:
     else:
         _, images = shapes_examples(cfg.examples, cfg.seed + 1, cfg.size)
     return to_tensor(images)
+
+
+def foreground_weight(x: torch.Tensor, boost: float = 4.0) -> torch.Tensor:
+    """1 on the background, 1 + boost where a pixel differs from the border's median colour.
+
+    Objects cover a few percent of a scene; unweighted, the loss is all background.
+    """
+    border = torch.cat([x[:, :, 0], x[:, :, -1], x[:, :, :, 0], x[:, :, :, -1]], dim=2)  # (B, 3, 4W)
+    background = border.median(dim=2).values[:, :, None, None]
+    differs = ((x - background).abs().amax(dim=1, keepdim=True) > 0.1).float()
+    return 1 + boost * differs
+
+
+def random_crops(images: torch.Tensor, crop: int, gen: torch.Generator) -> torch.Tensor:
+    size = images.shape[-1]
+    if crop >= size:
+        return images
+    corners = torch.randint(0, size - crop + 1, (len(images), 2), generator=gen)
+    return torch.stack([im[:, y:y + crop, x:x + crop] for im, (y, x) in zip(images, corners.tolist())])
+
+
+def weighted_l1(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    w = foreground_weight(x)
+    return ((recon - x).abs() * w).sum() / (w.sum() * x.shape[1])
 
 
 def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
@@ -62,10 +87,10 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="autoencoder", dynamic_ncols=True)
     for step in bar:
         idx = torch.randint(0, len(images), (cfg.batch,), generator=gen.manual_seed(cfg.seed * 100003 + step))
-        x = images[idx].to(cfg.device)
+        x = random_crops(images[idx], cfg.crop, gen).to(cfg.device)
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.mode()).sample  # deterministic: learns far faster here
-        rec_loss = (recon - x).abs().mean()
+        rec_loss = weighted_l1(recon, x)
         loss = rec_loss + cfg.kl_weight * posterior.kl().mean()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.lr, cfg.warmup)

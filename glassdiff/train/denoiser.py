@@ -132,7 +132,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     text_encoder = TextEncoder()
     cache = load_or_build_cache(cfg, vae, text_encoder, rank)
     scheduler = DDPMScheduler(**scheduler_preset())
-    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim)).to(cfg.device)
+    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim, vae.config.latent_channels)).to(cfg.device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(unet, cfg.ema_decay)
     ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
@@ -205,7 +205,7 @@ def _write_model(cfg, ema, vae, text_encoder):
     """The EMA weights as a pipeline folder (out/model), written atomically."""
     from ..pipeline import Pipeline
 
-    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim))
+    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim, vae.config.latent_channels))
     unet.load_state_dict(ema.shadow)
     Pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler_config=scheduler_preset()).save(
         os.path.join(cfg.out, "model"))

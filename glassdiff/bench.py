@@ -1,0 +1,124 @@
+"""Benchmarks that print a ratio against a baseline measured in the same run.
+
+1. end-to-end generation: diffusers' StableDiffusionPipeline on the same UNet,
+   VAE and scheduler (fed our text embeddings, whose cost is added to its
+   time) against glassdiff, same seed and steps, interleaved, median of N;
+2. peak memory of one generation in a fresh process, ours against diffusers'.
+Timings on a shared machine are noisy: only the ratio of one run means much.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+PROMPT = "two blue squares above a red circle"
+
+
+def _pipeline():
+    from .pipeline import WEIGHTS_DIR, Pipeline
+
+    if os.path.exists(os.path.join(WEIGHTS_DIR, "model_index.json")):
+        return Pipeline.default(), "embedded default model"
+    from .autoencoder import build_autoencoder
+    from .config import autoencoder_preset, scheduler_preset, unet_preset
+    from .denoiser import build_unet
+    from .text import TextEncoder
+
+    torch.manual_seed(0)
+    text = TextEncoder()
+    return Pipeline(build_unet(unet_preset("shapes64", text.dim)), build_autoencoder(autoencoder_preset()), text,
+                    scheduler_preset()), "random weights, default preset"
+
+
+def _reference(pipe, sampler: str):
+    from diffusers import StableDiffusionPipeline
+
+    from .schedulers import make_scheduler
+
+    reference = StableDiffusionPipeline(vae=pipe.vae, text_encoder=None, tokenizer=None, unet=pipe.unet,
+                                        scheduler=make_scheduler(sampler, pipe.scheduler_config),
+                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    reference.set_progress_bar_config(disable=True)
+    return reference
+
+
+def time_generation(repeats: int = 7, steps: int = 20, guidance: float = 4.0, sampler: str = "dpmpp_2m") -> dict:
+    pipe, what = _pipeline()
+    reference = _reference(pipe, sampler)
+    size = pipe.native_size
+
+    def ours():
+        pipe(PROMPT, seed=0, steps=steps, guidance=guidance, sampler=sampler)
+
+    def theirs():
+        with torch.no_grad():
+            encoded = pipe.text_encoder([PROMPT, ""])
+            reference(prompt_embeds=encoded.context[:1], negative_prompt_embeds=encoded.context[1:],
+                      num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                      generator=torch.Generator().manual_seed(0), output_type="pil")
+
+    ours(), theirs()  # warm up both
+    times = {"glassdiff": [], "diffusers": []}
+    for _ in range(repeats):
+        for name, fn in (("glassdiff", ours), ("diffusers", theirs)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ours_s, theirs_s = statistics.median(times["glassdiff"]), statistics.median(times["diffusers"])
+    return {"name": "generation time, one image", "model": what, "size": size, "steps": steps, "sampler": sampler,
+            "threads": torch.get_num_threads(), "glassdiff_s": ours_s, "diffusers_s": theirs_s,
+            "ratio": theirs_s / ours_s, "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
+
+
+_MEMORY_CHILD = """
+import resource, sys, torch
+from glassdiff.bench import _pipeline, _reference, PROMPT
+pipe, _ = _pipeline()
+if sys.argv[1] == "glassdiff":
+    pipe(PROMPT, seed=0)
+else:
+    ref = _reference(pipe, "dpmpp_2m")
+    with torch.no_grad():
+        enc = pipe.text_encoder([PROMPT, ""])
+        ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=20,
+            guidance_scale=4.0, height=pipe.native_size, width=pipe.native_size,
+            generator=torch.Generator().manual_seed(0))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_memory() -> dict:
+    """Peak resident memory (MB) of a fresh process that loads the model and makes one image."""
+    peaks = {}
+    for name in ("glassdiff", "diffusers"):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, name], capture_output=True, text=True, check=True)
+        peaks[name] = int(out.stdout.strip().splitlines()[-1]) / 1024
+    return {"name": "peak memory, one image (fresh process)", "glassdiff_mb": peaks["glassdiff"],
+            "diffusers_mb": peaks["diffusers"], "ratio": peaks["diffusers"] / peaks["glassdiff"],
+            "ratio_means": "diffusers peak / glassdiff peak (>1: glassdiff smaller)"}
+
+
+def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
+    results = [time_generation(repeats=3 if quick else 7), peak_memory()]
+    for r in results:
+        if "glassdiff_s" in r:
+            print(f"{r['name']} ({r['model']}, {r['size']}px, {r['steps']} {r['sampler']} steps, "
+                  f"{r['threads']} threads): glassdiff {r['glassdiff_s'] * 1000:.0f} ms, "
+                  f"diffusers {r['diffusers_s'] * 1000:.0f} ms, ratio {r['ratio']:.3f}")
+        else:
+            print(f"{r['name']}: glassdiff {r['glassdiff_mb']:.0f} MB, diffusers {r['diffusers_mb']:.0f} MB, "
+                  f"ratio {r['ratio']:.3f}")
+    if json_out:
+        from .io import atomic_path
+
+        with atomic_path(json_out) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(results, f, indent=2)
+    return results

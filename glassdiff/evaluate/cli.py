@@ -1,0 +1,175 @@
+"""`glassdiff eval`: generate (or read) images for a prompt file, judge them, report per task."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from PIL import Image
+
+from ..config import BadInput
+from .detect import detect
+from .prompts import load_prompts
+from .score import TAGS, judge
+
+
+def add_eval_args(p):
+    p.add_argument("--model", default=None, help="model folder (default: the embedded model)")
+    p.add_argument("--prompts", default=None,
+                   help="a GenEval metadata .jsonl, or 'seen' / 'heldout' (default: both shipped sets)")
+    p.add_argument("--images-per-prompt", type=int, default=4)
+    p.add_argument("--images", default=None, help="judge this GenEval-layout folder instead of generating")
+    p.add_argument("--save-images", default=None, help="also write the generated images in GenEval's layout")
+    p.add_argument("--json", default=None)
+    p.add_argument("--sheet", default=None, help="contact sheet of passes and failures (PNG)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--sampler", default="dpmpp_2m")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")
+
+
+def read_geneval_folder(folder: str) -> list[tuple[dict, list[Image.Image], list[str]]]:
+    """[(spec, images, paths)] from <folder>/<index>/metadata.jsonl and samples/*.png."""
+    from .score import validate_spec
+
+    if not os.path.isdir(folder):
+        raise BadInput(f"images folder {folder} does not exist")
+    entries = sorted((d for d in os.listdir(folder) if d.isdigit()), key=int)
+    if not entries:
+        raise BadInput(f"{folder} has no numbered prompt folders (<index>/metadata.jsonl + samples/)")
+    out = []
+    for entry in entries:
+        meta = os.path.join(folder, entry, "metadata.jsonl")
+        try:
+            with open(meta) as f:
+                spec = validate_spec(json.loads(f.readline()), meta)
+        except OSError as err:
+            raise BadInput(f"{meta}: missing or unreadable ({err.strerror})") from err
+        except ValueError as err:
+            raise BadInput(f"{meta}: malformed JSON ({err})") from err
+        samples = os.path.join(folder, entry, "samples")
+        names = sorted(n for n in os.listdir(samples) if n.endswith(".png")) if os.path.isdir(samples) else []
+        if not names:
+            raise BadInput(f"{samples}: no images for prompt {entry} ({spec.get('prompt', '')!r})")
+        images, paths = [], []
+        for name in names:
+            path = os.path.join(samples, name)
+            try:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            except OSError as err:
+                raise BadInput(f"{path}: not a readable image ({err})") from err
+            paths.append(path)
+        out.append((spec, images, paths))
+    return out
+
+
+def write_geneval_folder(folder: str, judged: list[tuple[dict, list[Image.Image], list[str]]]):
+    for index, (spec, images, _) in enumerate(judged):
+        samples = os.path.join(folder, f"{index:05d}", "samples")
+        os.makedirs(samples, exist_ok=True)
+        with open(os.path.join(folder, f"{index:05d}", "metadata.jsonl"), "w") as f:
+            f.write(json.dumps(spec) + "\n")
+        for k, image in enumerate(images):
+            image.save(os.path.join(samples, f"{k:05d}.png"))
+
+
+def generate_for(pipe, specs: list[dict], per_prompt: int, args, chunk: int = 16):
+    """[(spec, images, [])] generated with seeds seed..seed+K-1 for every prompt, several prompts per batch."""
+    from tqdm import tqdm
+
+    out = []
+    for i in tqdm(range(0, len(specs), chunk), desc="generating", dynamic_ncols=True):
+        group = specs[i:i + chunk]
+        result = pipe([s["prompt"] for s in group], seed=args.seed, batch=per_prompt, steps=args.steps,
+                      guidance=args.guidance, sampler=args.sampler)
+        for j, spec in enumerate(group):
+            out.append((spec, result.images[j * per_prompt:(j + 1) * per_prompt], []))
+    return out
+
+
+def score_all(judged) -> dict:
+    """Per-task scores, the overall score (unweighted mean of tasks present), and every verdict."""
+    t0 = time.time()
+    verdicts = []
+    for spec, images, _ in judged:
+        for k, image in enumerate(images):
+            verdicts.append((spec, k, image, judge(spec, detect(image))))
+    elapsed = time.time() - t0
+    by_tag: dict[str, list[bool]] = {}
+    for spec, _, _, verdict in verdicts:
+        by_tag.setdefault(spec.get("tag", "untagged"), []).append(verdict.passed)
+    tasks = {tag: sum(v) / len(v) for tag, v in by_tag.items()}
+    ordered = {t: tasks[t] for t in TAGS if t in tasks} | {t: s for t, s in tasks.items() if t not in TAGS}
+    return {"tasks": ordered, "overall": sum(ordered.values()) / len(ordered), "images": len(verdicts),
+            "counts": {t: len(v) for t, v in by_tag.items()}, "judged_per_s": len(verdicts) / max(elapsed, 1e-9),
+            "verdicts": verdicts}
+
+
+def print_table(name: str, report: dict):
+    print(f"\n{name}: {report['images']} images")
+    print(f"  {'task':<15}{'score':>7}{'images':>8}")
+    for tag, score in report["tasks"].items():
+        print(f"  {tag:<15}{score:7.3f}{report['counts'][tag]:8d}")
+    print(f"  {'overall':<15}{report['overall']:7.3f}")
+
+
+def contact_sheet(verdicts, path: str, n_fail: int = 40, n_pass: int = 24):
+    from ..png import save_png
+    from ..train.plots import labelled_grid
+
+    fails = [v for v in verdicts if not v[3].passed][:n_fail]
+    passes = [v for v in verdicts if v[3].passed][:n_pass]
+    chosen = passes + fails
+    if not chosen:
+        return
+    labels = [f"PASS {s['prompt']}" if v.passed else f"FAIL {s['prompt']}: {v.reason}" for s, _, _, v in chosen]
+    sheet = labelled_grid([im for _, _, im, _ in chosen], labels, columns=8, scale=2, label_height=40)
+    save_png(sheet, path, "glassdiff eval contact sheet: passes first, then failures with their reasons")
+
+
+def run_eval(args):
+    from ..cli import load_pipeline, writable_output
+    from .validate import validate
+
+    for path in (args.json, args.sheet):
+        if path:
+            writable_output(path)
+    if args.images_per_prompt < 1:
+        raise BadInput("--images-per-prompt must be at least 1")
+    if args.images:
+        sets = {os.path.basename(os.path.normpath(args.images)): read_geneval_folder(args.images)}
+        model_hash = None
+    else:
+        names = [args.prompts] if args.prompts else ["seen", "heldout"]
+        prompt_sets = {os.path.splitext(os.path.basename(n))[0]: load_prompts(n) for n in names}
+        pipe = load_pipeline(args.model)
+        model_hash = pipe.model_hash
+        sets = {name: generate_for(pipe, specs, args.images_per_prompt, args) for name, specs in prompt_sets.items()}
+        if args.save_images:
+            for name, judged in sets.items():
+                write_geneval_folder(os.path.join(args.save_images, name), judged)
+    reports = {name: score_all(judged) for name, judged in sets.items()}
+    for name, report in reports.items():
+        print_table(name, report)
+    detector = validate(args.validate) if args.validate else None
+    if detector:
+        print("\ndetector validation on", detector["renders"], "fresh renders:",
+              ", ".join(f"{k} {v:.4f}" for k, v in detector["accuracy"].items()))
+    if args.sheet:
+        contact_sheet([v for r in reports.values() for v in r["verdicts"]], args.sheet)
+        print(f"wrote {args.sheet}")
+    if args.json:
+        from ..io import atomic_path
+
+        payload = {"model_hash": model_hash, "images_per_prompt": args.images_per_prompt,
+                   "sampling": {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler,
+                                "seed": args.seed},
+                   "sets": {n: {k: v for k, v in r.items() if k != "verdicts"} for n, r in reports.items()},
+                   "detector_validation": detector}
+        with atomic_path(args.json) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(payload, f, indent=2)
+        print(f"wrote {args.json}")

@@ -1,0 +1,74 @@
+"""Words to pixels: the UNet's cross-attention, recorded during a real run (DAAM-style).
+
+Each cross-attention layer keeps its own processor for its output (so the
+image is bit-identical with or without recording); beside it we compute the
+softmax(q k^T / sqrt(d)) it used, average over heads, upsample every layer to
+the latent's size and sum over layers. One map per step, token and image,
+for the prompted half of the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class _RecordingProcessor:
+    def __init__(self, inner, sink):
+        self.inner, self.sink = inner, sink
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
+        out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+        if encoder_hidden_states is not None:
+            batch, n_query, _ = hidden_states.shape
+            q = attn.to_q(hidden_states).view(batch, n_query, attn.heads, -1).transpose(1, 2)
+            k = attn.to_k(encoder_hidden_states).view(batch, encoder_hidden_states.shape[1], attn.heads, -1)
+            probs = (q @ k.permute(0, 2, 3, 1) * attn.scale).softmax(dim=-1)  # (B, heads, N, L)
+            self.sink(probs.mean(dim=1))  # (B, N, L)
+        return out
+
+
+class AttentionRecorder:
+    """Installs recording processors on a UNet's cross-attention layers; `detach()` restores them."""
+
+    def __init__(self, unet, tokens: list[str]):
+        self.unet, self.tokens = unet, tokens
+        self.original = unet.attn_processors
+        self.pending: list[torch.Tensor] = []
+        self.per_step: list[torch.Tensor] = []  # each (B, L, h, w)
+        unet.set_attn_processor({name: _RecordingProcessor(proc, self.pending.append) if "attn2" in name else proc
+                                 for name, proc in self.original.items()})
+
+    def detach(self):
+        self.unet.set_attn_processor(self.original)
+
+    def on_step(self, record) -> None:
+        height, width = record.x_t.shape[-2:]
+        total = torch.zeros(())
+        for probs in self.pending:
+            if record.eps_uncond is not None:
+                probs = probs[probs.shape[0] // 2:]  # the prompted half of [uncond, cond]
+            scale = round((height * width / probs.shape[1]) ** 0.5)
+            grid = probs.transpose(1, 2).reshape(probs.shape[0], probs.shape[2], height // scale, width // scale)
+            total = total + F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)
+        self.pending.clear()
+        self.per_step.append(total)
+
+    def maps(self, steps: slice | None = None) -> torch.Tensor:
+        """(B, L, h, w) summed over the chosen steps (all by default), each token's map scaled to [0, 1]."""
+        stacked = torch.stack(self.per_step[steps or slice(None)])  # (S, B, L, h, w)
+        summed = stacked.sum(0)
+        return summed / summed.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+
+    def word_maps(self, image: int = 0, steps: slice | None = None) -> list[tuple[str, torch.Tensor]]:
+        """[(word, map (h, w) in [0, 1])] for the prompt's words, word pieces summed, special tokens left out."""
+        maps = self.maps(steps)[image]
+        words: list[tuple[str, torch.Tensor]] = []
+        for i, token in enumerate(self.tokens):
+            if token in ("[CLS]", "[SEP]", "[PAD]", "<|startoftext|>", "<|endoftext|>"):
+                continue
+            if token.startswith("##") and words:
+                words[-1] = (words[-1][0] + token[2:], words[-1][1] + maps[i])
+            else:
+                words.append((token.replace("</w>", ""), maps[i].clone()))
+        return [(w, m / m.max().clamp(min=1e-12)) for w, m in words]

@@ -1,0 +1,50 @@
+"""`glassdiff explain PROMPT -o report.html [--compare PROMPT2] [--gif anim.gif]`."""
+
+from __future__ import annotations
+
+import time
+
+from ..config import BadInput
+
+
+def denoising_gif(pipe, records, path: str, scale: int = 4):
+    """The decoded x0_pred of every step as an animation, holding on the final image."""
+    import torch
+    from PIL import Image
+
+    from ..io import atomic_path
+
+    frames = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    try:
+        with atomic_path(path) as tmp:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                           duration=[150] * (len(images) - 1) + [1500], loop=0)
+    except OSError as err:
+        raise BadInput(f"cannot write {path}: {err.strerror or err}; choose another path") from err
+
+
+def run_explain(args):
+    from ..cli import load_pipeline, sampling_params, writable_output
+    from ..io import atomic_path
+    from .report import build_report
+
+    if args.compare is not None and not args.compare.strip():
+        raise BadInput("--compare needs a non-empty second prompt")
+    if not args.prompt.strip():
+        raise BadInput("give a non-empty PROMPT to explain")
+    params = sampling_params(args)
+    params.pop("batch")
+    writable_output(args.output)
+    if args.gif:
+        writable_output(args.gif)
+    pipe = load_pipeline(args.model)
+    t0 = time.perf_counter()
+    page, result = build_report(pipe, args.prompt, params, compare=args.compare)
+    with atomic_path(args.output) as tmp:
+        with open(tmp, "w") as f:
+            f.write(page)
+    print(f"wrote {args.output} ({len(page) / 1e6:.2f} MB, built in {time.perf_counter() - t0:.1f} s)")
+    if args.gif:
+        denoising_gif(pipe, result.trace, args.gif)
+        print(f"wrote {args.gif}")

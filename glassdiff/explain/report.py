@@ -1,0 +1,233 @@
+"""The explainer report: one self-contained HTML file that follows the data from words to pixels.
+
+Everything in it comes from observers of the real run (StepRecords and the
+attention recorder), so its final image is the image `glassdiff generate`
+makes with the same parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .. import __version__
+from ..sampling import StepRecord
+from .pictures import diverging_strip, heatmap, overlay, project_to_rgb, svg_lines
+from .strip import trajectory_strip
+
+REFERENCE_WORDS = ("circle", "ball", "ring", "square", "box", "star", "heart", "red", "crimson", "blue",
+                   "helicopter", "left", "above")
+GUIDANCE_SWEEP = (0.0, 1.0)  # plus the run's own scale and twice it
+
+
+def png_uri(image: Image.Image, scale: int = 1) -> str:
+    if scale != 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _img(uri: str, alt: str, cls: str = "") -> str:
+    return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}">'
+
+
+def text_section(pipe, prompt: str, words: list[str]) -> str:
+    encoded = pipe.text_encoder([prompt])
+    tokens, mask, context = encoded.tokens[0], encoded.mask[0], encoded.context[0]
+    shown = int(mask.sum()) + 1  # the real tokens and the first padding token
+    rows = []
+    for i in range(min(shown, len(tokens))):
+        kind = "padding" if not mask[i] else ("special" if tokens[i].startswith("[") else "word piece")
+        rows.append(f"<tr><td>{i}</td><td><code>{html.escape(tokens[i])}</code></td><td>{kind}</td>"
+                    f"<td>{_img(png_uri(diverging_strip(context[i])), 'embedding of ' + tokens[i], 'strip')}</td></tr>")
+    vocab = list(dict.fromkeys(words + list(REFERENCE_WORDS)))
+    vectors = pipe.text_encoder.word_vectors(vocab)
+    similarity = (vectors @ vectors.T).numpy()
+    table = "\n".join(rows)
+    return f"""
+<section id="text"><h2>1. The sentence understander <small>(text encoder: {pipe.text_encoder.kind})</small></h2>
+<p>The prompt is cut into word pieces; each becomes a {context.shape[1]}-number vector that depends on the whole
+sentence. The UNet reads all {len(tokens)} vectors, padding included ({int(mask.sum())} real tokens here).
+Each strip below is one token's vector (blue negative, red positive).</p>
+<table class="tokens"><tr><th>#</th><th>token</th><th>kind</th><th>embedding ({context.shape[1]} numbers)</th></tr>
+{table}</table>
+<h3>How close the words sit (cosine similarity of their embeddings)</h3>
+{_img(png_uri(heatmap(similarity, vocab)), 'word similarity heatmap', 'heat')}
+</section>"""
+
+
+def step_panels(pipe, records: list[StepRecord], attention, words) -> tuple[list[dict], dict]:
+    """Per step: data URIs of every panel, plus the scale of each quantity (for the plots)."""
+    final = records[-1].x_next[:1]
+    basis = project_to_rgb(final)
+    x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()
+    quantities = {
+        "x_t": [r.x_t[:1] / r.x_t[:1].std() for r in records],
+        "eps_cond": [r.eps_cond[:1] for r in records],
+        "eps_uncond": [r.eps_uncond[:1] if r.eps_uncond is not None else torch.zeros_like(r.eps_cond[:1])
+                       for r in records],
+        "words_add": [r.eps_cond[:1] - (r.eps_uncond[:1] if r.eps_uncond is not None else r.eps_cond[:1])
+                      for r in records],
+        "eps": [r.eps[:1] for r in records],
+        "x_next": [r.x_next[:1] / r.x_next[:1].std() for r in records],
+    }
+    panels = [{} for _ in records]
+    for name, tensors in quantities.items():
+        limit = max(float(t.abs().amax()) for t in tensors) or 1.0
+        for i, t in enumerate(tensors):
+            panels[i][name] = png_uri(basis(t, limit), 6)
+    for i, r in enumerate(records):
+        panels[i]["x0"] = png_uri(Image.fromarray(x0_images[i]), 3)
+        panels[i]["label"] = f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
+        if attention is not None:
+            step_words = attention.word_maps(steps=slice(i, i + 1))
+            panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy()), 3) for _, m in step_words]
+    return panels, {}
+
+
+def steps_section(records, panels) -> str:
+    sigmas = [r.sigma for r in records]
+    change = [float((r.x_next[:1] - r.x_t[:1]).norm() / r.x_t[:1].norm()) for r in records]
+    names = [("x_t", "latent going in (x_t)"), ("eps_cond", "noise predicted with the prompt"),
+             ("eps_uncond", "noise predicted with the empty prompt"), ("words_add", "difference: what the words add"),
+             ("eps", "guided noise"), ("x_next", "latent after the scheduler's step"),
+             ("x0", "x0_pred decoded: the image the model expects")]
+    cells = "".join(f'<figure><img id="p-{key}" src="{panels[-1][key]}" alt="{label}"><figcaption>{label}'
+                    f"</figcaption></figure>" for key, label in names)
+    return f"""
+<section id="steps"><h2>2. The collage machine <small>(UNet + scheduler)</small></h2>
+<p>Starting from seeded noise, at each step the UNet predicts the noise in the latent twice, with the prompt and
+with the empty prompt; guidance mixes the two, and the scheduler subtracts its share. Latents and noise are shown
+as false colour (the latent's channels projected to RGB). Move the slider.</p>
+<div class="slider"><input type="range" id="step" min="0" max="{len(records) - 1}" value="{len(records) - 1}">
+<span id="step-label">{panels[-1]['label']}</span></div>
+<div class="panels">{cells}</div>
+<div class="plots">{svg_lines({'noise level sigma (log)': [float(np.log10(max(s, 1e-6))) for s in sigmas]}, 'step', 'log10 sigma')}
+{svg_lines({'relative change of the latent': change}, 'step', '|x_next - x_t| / |x_t|')}</div>
+</section>"""
+
+
+def words_section(x_final: np.ndarray, attention, panels) -> str:
+    if attention is None:
+        return ""
+    words = attention.word_maps()
+    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(overlay(x_final, m.numpy()), 3)}" alt="{html.escape(w)}">'
+                      f"<figcaption><b>{html.escape(w)}</b></figcaption></figure>" for i, (w, m) in enumerate(words))
+    per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" alt="{html.escape(w)} at this step">'
+                       f"<figcaption>{html.escape(w)}</figcaption></figure>" for i, (w, _) in enumerate(words))
+    return f"""
+<section id="words"><h2>3. Words to pixels <small>(cross-attention, DAAM-style)</small></h2>
+<p>Where each word steered the image: the UNet's cross-attention to that word, averaged over heads, upsampled
+from every layer and summed over layers and all steps, over the final image (brighter = more attention).</p>
+<div class="panels">{figures}</div>
+<h3>At the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
+
+
+def guidance_section(pipe, prompt, params, main_image: Image.Image) -> str:
+    scale = params["guidance"]
+    scales = sorted(set(GUIDANCE_SWEEP + (scale, 2 * scale if scale > 0 else 8.0)))
+    figures = []
+    for s in scales:
+        image = main_image if s == scale else pipe(prompt, **{**params, "guidance": s}).image
+        figures.append(f"<figure>{_img(png_uri(image, 3), f'guidance {s}')}<figcaption>s = {s:g}"
+                       f"{' (this run)' if s == scale else ''}</figcaption></figure>")
+    return f"""
+<section id="guidance"><h2>4. Guidance</h2>
+<p class="formula">eps = eps_uncond + s &middot; (eps_cond &minus; eps_uncond)</p>
+<p>The same seed at several guidance scales s. At s = 0 the prompt is ignored; at s = 1 only the prompted
+prediction is used; larger s pushes further in the direction the words point.</p>
+<div class="panels">{''.join(figures)}</div></section>"""
+
+
+def decoder_section(pipe, latent: torch.Tensor, image: Image.Image) -> str:
+    channels = latent[0]
+    c, h, w = channels.shape
+    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k]), 4), f'channel {k}')}<figcaption>ch {k}</figcaption></figure>"
+                    for k in range(c))
+    return f"""
+<section id="decoder"><h2>5. The color-by-numbers machine <small>(autoencoder decoder)</small></h2>
+<p>The final latent is {c}&times;{h}&times;{w} = {c * h * w:,} numbers; the decoder paints it as a
+{image.width}&times;{image.height}&times;3 = {image.width * image.height * 3:,}-number image
+({pipe.factor}&times; larger on each side).</p>
+<div class="panels">{tiles}<figure>{_img(png_uri(image, 3), 'final image')}<figcaption>the image</figcaption></figure></div>
+</section>"""
+
+
+def _gray(channel: torch.Tensor) -> Image.Image:
+    x = channel.float().numpy()
+    x = (x - x.min()) / (x.max() - x.min() + 1e-8)
+    return Image.fromarray((x * 255).astype(np.uint8))
+
+
+def compare_section(records_a, records_b, prompt_a, prompt_b) -> str:
+    """Both prompts' latent trajectories (x_t at every step, then x_0) projected to 2D by PCA."""
+    def path(records):
+        return torch.stack([r.x_t[0].flatten() for r in records] + [records[-1].x_next[0].flatten()])
+
+    a, b = path(records_a), path(records_b)
+    both = torch.cat([a, b])
+    mean = both.mean(0)
+    _, _, v = torch.pca_lowrank(both - mean, q=2, center=False)
+    pa, pb = ((a - mean) @ v).numpy(), ((b - mean) @ v).numpy()
+    return f"""
+<section id="compare"><h2>Two prompts, one seed: their paths through latent space</h2>
+<p>Each point is the latent at one step, projected on the two directions along which the two runs vary most
+(PCA). Both start from the same noise and part ways as the words take hold.</p>
+{svg_lines({prompt_a: list(map(tuple, pa)), prompt_b: list(map(tuple, pb))}, 'PC 1', 'PC 2', xy=True)}</section>"""
+
+
+SCRIPT = """
+const panels = %s;
+const slider = document.getElementById('step');
+function show(i) {
+  const p = panels[i];
+  document.getElementById('step-label').textContent = p.label;
+  for (const key of ['x_t','eps_cond','eps_uncond','words_add','eps','x_next','x0']) {
+    document.getElementById('p-' + key).src = p[key];
+  }
+  (p.words || []).forEach((uri, k) => { const el = document.getElementById('ws-' + k); if (el) el.src = uri; });
+}
+slider.addEventListener('input', () => show(+slider.value));
+"""
+
+STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-top:2px solid #eee;padding-top:.8em} small{color:#777;font-weight:normal}
+.panels{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;text-align:center;max-width:200px}
+figcaption{font-size:12px;color:#555} img{image-rendering:pixelated} .strip{height:10px;width:384px}
+table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertical-align:middle}
+#step-label{font-family:monospace;margin-left:1em} .formula{font-family:monospace;font-size:17px}
+.plots{display:flex;gap:20px;flex-wrap:wrap} .heat{max-width:100%} .trajectory{max-width:100%}
+"""
+
+
+def build_report(pipe, prompt: str, params: dict, compare: str | None = None):
+    """(html, result) for one run; params are SamplingConfig's fields."""
+    result = pipe(prompt, trace=True, attention=True, **params)
+    records, attention = result.trace, result.attention
+    words = [w for w, _ in attention.word_maps()]
+    panels, _ = step_panels(pipe, records, attention, words)
+    final = np.asarray(result.image)
+    body = [text_section(pipe, prompt, words), steps_section(records, panels), words_section(final, attention, panels),
+            guidance_section(pipe, prompt, params, result.image),
+            decoder_section(pipe, result.latents, result.image)]
+    if compare:
+        other = pipe(compare, trace=True, **params)
+        body.append(compare_section(records, other.trace, prompt, compare))
+    strip = trajectory_strip(pipe, records)
+    body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From pure noise on the left to the '
+                f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
+                f'{_img(png_uri(strip), "trajectory strip", "trajectory")}</section>')
+    head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(result.infotexts[0])}</p>"
+            f'{_img(png_uri(result.image, 4), "final image")}')
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>glassdiff: {html.escape(prompt)}</title>"
+            f"<meta name='generator' content='glassdiff {__version__}'><style>{STYLE}</style></head><body>"
+            f"{head}{''.join(body)}<script>{SCRIPT % json.dumps(panels)}</script></body></html>")
+    return page, result
