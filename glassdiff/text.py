@@ -37,6 +37,10 @@ class TextEncoder:
 
     def __init__(self, folder: str | None = None, kind: str = "minilm", max_length: int = MAX_LENGTH):
         from transformers import AutoModel, AutoTokenizer, CLIPTextModel, CLIPTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
         self.kind, self.folder = kind, folder or minilm_folder()
         if kind == "clip":

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from ..cli import guarded
 
     args = build_parser().parse_args(argv)
-    return guarded(lambda: print(json.dumps(run(args), indent=2)))
+    return guarded(lambda: print(json.dumps(run(args))))
 
 
 if __name__ == "__main__":

@@ -172,13 +172,24 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
             _write_samples(cfg, done)
     if dist.is_initialized():
         dist.barrier()
-    result = {"steps": cfg.steps, "wall_s": time.time() - t0, "world_size": world,
-              "unet_params": sum(p.numel() for p in unet.parameters()), "images": len(cache["latents"])}
+    result = {"steps": cfg.steps, "wall_s": time.time() - t0, "world_size": world, "rank": rank,
+              "unet_params": sum(p.numel() for p in unet.parameters()), "images": len(cache["latents"]),
+              "weights_digest": weights_digest(unet)}
     if rank == 0:
         from .plots import plot_losses
 
         plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
     return result
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters, to check that runs (or ranks) ended with the same weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _fresh_vae(cfg):

@@ -1,0 +1,138 @@
+"""Training: resume after kill -9, caching, the folder dataset, two-process DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from glassdiff.config import BadInput
+from glassdiff.train.data import folder_examples
+from glassdiff.train.denoiser import DenoiserTrainConfig, train_denoiser
+
+TINY = dict(vae="none", preset="tiny", size=16, batch=8, captions=24, scenes_per_caption=1, checkpoint_every=2,
+            sample_every=10_000, seed=3)
+
+
+def final_unet(out):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_pretrained(os.path.join(out, "model"), subfolder="unet").state_dict()
+
+
+def test_resume_after_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
+    options = {**TINY, "checkpoint_every": 10}
+    whole = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "whole"), steps=60, **options))
+    out = str(tmp_path / "killed")
+    cmd = [sys.executable, "-m", "glassdiff.train", "denoiser", "--out", out, "--steps", "60"] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = os.path.join(out, "checkpoint.pt")
+    deadline = time.time() + 120
+    while not os.path.exists(ckpt) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(ckpt, weights_only=False)["step"]
+    assert 0 < step < 60  # killed part-way
+    resumed = train_denoiser(DenoiserTrainConfig(out=out, steps=60, resume=True, **options))
+    assert resumed["weights_digest"] == whole["weights_digest"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    out = str(tmp_path / "run")
+    train_denoiser(DenoiserTrainConfig(out=out, steps=2, **TINY))
+    with pytest.raises(BadInput, match="another config"):
+        train_denoiser(DenoiserTrainConfig(out=out, steps=4, resume=True, **{**TINY, "batch": 4}))
+
+
+def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkeypatch):
+    import glassdiff.train.denoiser as denoiser
+
+    calls = []
+    real = denoiser.build_cache
+    monkeypatch.setattr(denoiser, "build_cache", lambda *a: calls.append(1) or real(*a))
+    out = str(tmp_path / "run")
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **TINY))
+    cache = torch.load(os.path.join(out, "cache.pt"), weights_only=False)
+    assert cache["latents"].shape == (24, 8, 8, 8) and cache["context"].shape == (24, 20, 384)
+    assert cache["context"].dtype == torch.float16
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **TINY))
+    assert len(calls) == 1
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12}))
+    assert len(calls) == 2
+
+
+def make_folder(path, layout="txt"):
+    path.mkdir()
+    rows = []
+    for i, color in enumerate(["red", "blue", "green"]):
+        Image.new("RGB", (40, 30), color).save(path / f"{i}.png")
+        if layout == "txt":
+            (path / f"{i}.txt").write_text(f"a {color} picture\n")
+        rows.append(json.dumps({"file_name": f"{i}.png", "text": f"a {color} picture"}))
+    if layout == "jsonl":
+        (path / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("layout", ["txt", "jsonl"])
+def test_folder_dataset_reads_captions_and_crops(tmp_path, layout):
+    folder = make_folder(tmp_path / "data", layout)
+    captions, images, skipped = folder_examples(str(folder), 16)
+    assert captions == ["a red picture", "a blue picture", "a green picture"]
+    assert images.shape == (3, 16, 16, 3) and skipped == []
+    assert tuple(images[1, 8, 8]) == (0, 0, 255)
+
+
+def test_folder_dataset_skips_a_corrupt_image_with_a_warning(tmp_path):
+    folder = make_folder(tmp_path / "data")
+    (folder / "1.png").write_bytes(b"broken")
+    with pytest.warns(UserWarning, match="skipping 1.png"):
+        captions, images, skipped = folder_examples(str(folder), 16)
+    assert skipped == ["1.png"] and len(images) == 2
+
+
+def test_folder_dataset_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        folder_examples(str(tmp_path / "nowhere"), 16)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInput, match="no images"):
+        folder_examples(str(tmp_path / "empty"), 16)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    Image.new("RGB", (8, 8)).save(bare / "a.png")
+    with pytest.raises(BadInput, match="no captions"):
+        folder_examples(str(bare), 16)
+
+
+def test_train_on_a_folder(tmp_path):
+    folder = make_folder(tmp_path / "data")
+    result = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "run"), steps=2, data=str(folder),
+                                                **{**TINY, "batch": 2}))
+    assert result["images"] == 3
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ranks_end_identical_and_match_one_process(tmp_path):
+    out = str(tmp_path / "ddp")
+    args = ["--out", out, "--steps", "4"] + [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29517", "-m", "glassdiff.train", "denoiser", *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world_size"] == 2 for r in results)
+    assert results[0]["weights_digest"] == results[1]["weights_digest"]
+    single = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "one"), steps=4, **TINY))
+    ddp_weights, one_weights = final_unet(out), final_unet(str(tmp_path / "one"))
+    for key in one_weights:
+        torch.testing.assert_close(ddp_weights[key], one_weights[key], atol=1e-5, rtol=1e-4)
+    assert single["world_size"] == 1
