@@ -21,6 +21,7 @@ from ..world.render import SUPERSAMPLE, outline
 from ..world.vocab import BACKGROUNDS, COLORS, SHAPES, cell_of, size_of
 
 FOREGROUND_DISTANCE = 32.0  # RGB distance from the background that counts as an object
+MAX_SPAN = 0.6  # the largest shape spans 0.46: anything wider is not an object of this world
 MIN_AREA_FRACTION = 0.003  # smaller components are noise (a small star at 64 px covers ~0.008)
 
 
@@ -109,13 +110,16 @@ def detect(image: Image.Image | np.ndarray) -> Detections:
         core = component & (distance > 0.6 * distance[component].max())
         color = _nearest(np.median(pixels[core], axis=0), COLORS)
         window = tuple(slice(max(0, a.start - 2), a.stop + 2) for a in sl)
-        near = ndimage.binary_dilation(component, iterations=2)[window]
+        others = ndimage.binary_dilation((labels != 0) & ~component)  # keep neighbours' soft edges out
+        near = (ndimage.binary_dilation(component, iterations=2) & ~others)[window]
         coverage = np.clip(distance[window] / max(np.median(distance[core]), 1e-6), 0, 1) * near
         shape, score = _classify_shape(coverage)
         bx0, by0, bx1, by1 = _soft_box(coverage)
         x0, x1 = (bx0 + window[1].start) / w, (bx1 + window[1].start) / w
         y0, y1 = (by0 + window[0].start) / h, (by1 + window[0].start) / h
         span = max(x1 - x0, y1 - y0)
+        if span > MAX_SPAN:
+            continue
         objects.append(Detection(shape, color, size_of(span), (x0 + x1) / 2, (y0 + y1) / 2, (x0, y0, x1, y1),
                                  span, score))
     return Detections(background, tuple(objects))

@@ -1,0 +1,40 @@
+"""Write reference image folders in GenEval's layout, to check the judge itself.
+
+`python -m glassdiff.evaluate.groundtruth OUTDIR [--per-prompt K]` writes
+OUTDIR/truth-{seen,heldout} (renders drawn from each prompt's facts) and
+OUTDIR/noise-{seen,heldout} (uniform noise); judge them with
+`glassdiff eval --images OUTDIR/truth-seen`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+from PIL import Image
+
+from ..world import render, scene_from_spec
+from .cli import write_geneval_folder
+from .prompts import load_prompts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m glassdiff.evaluate.groundtruth")
+    parser.add_argument("outdir")
+    parser.add_argument("--per-prompt", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rng, noise = random.Random(args.seed), np.random.default_rng(args.seed)
+    for name in ("seen", "heldout"):
+        specs = load_prompts(name)
+        truth = [(s, [render(scene_from_spec(s, rng)) for _ in range(args.per_prompt)], []) for s in specs]
+        fuzz = [(s, [Image.fromarray(noise.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+                     for _ in range(args.per_prompt)], []) for s in specs]
+        write_geneval_folder(f"{args.outdir}/truth-{name}", truth)
+        write_geneval_folder(f"{args.outdir}/noise-{name}", fuzz)
+        print(f"wrote {args.outdir}/truth-{name} and {args.outdir}/noise-{name} ({len(specs)} prompts)")
+
+
+if __name__ == "__main__":
+    main()
