@@ -1,0 +1,55 @@
+"""The embedded default model: it loads, draws what it is asked, and its attention points where it draws."""
+
+import os
+import random
+
+import pytest
+import torch
+
+from glassdiff.evaluate.detect import detect
+from glassdiff.evaluate.score import judge
+from glassdiff.pipeline import WEIGHTS_DIR, Pipeline
+from glassdiff.world.captions import CELL_PHRASES
+from glassdiff.world.vocab import CELLS, SHAPES, cell_of
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists(os.path.join(WEIGHTS_DIR, "model_index.json")),
+                                 reason="no embedded model")]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Pipeline.default()
+
+
+def test_default_model_draws_simple_prompts(pipe):
+    specs = [{"tag": "colors", "include": [{"class": shape, "count": 1, "color": color}]}
+             for shape, color in (("circle", "red"), ("square", "blue"), ("triangle", "green"), ("heart", "pink"))]
+    result = pipe([f"a {s['include'][0]['color']} {s['include'][0]['class']}" for s in specs], seed=0, batch=4)
+    passed = sum(judge(spec, detect(image)).passed
+                 for k, image in enumerate(result.images) for spec in [specs[k // 4]])
+    assert result.images[0].size == (64, 64)
+    assert passed >= 12, f"{passed} of 16 simple prompts drawn as asked"
+
+
+def attention_peak_cells(pipe, prompts, shapes):
+    result = pipe(prompts, seed=0, attention=True)
+    maps = result.attention.maps()  # (B, L, h, w)
+    cells = []
+    for b, (prompt, shape) in enumerate(zip(prompts, shapes)):
+        tokens = pipe.text_encoder([prompt]).tokens[0]
+        word_map = maps[b, tokens.index(shape)]
+        y, x = divmod(int(torch.argmax(word_map)), word_map.shape[1])
+        cells.append(cell_of((x + 0.5) / word_map.shape[1], (y + 0.5) / word_map.shape[0]))
+    return cells
+
+
+def test_shape_word_attention_peaks_in_the_named_cell(pipe):
+    rng = random.Random(0)
+    cases = [(shape, cell) for cell in CELLS for shape in rng.sample(SHAPES, 6)]  # 54 prompts
+    colors = ["red", "blue", "green", "yellow", "purple", "orange"]
+    prompts = [f"a {rng.choice(colors)} {shape} {CELL_PHRASES[cell]}" for shape, cell in cases]
+    found = attention_peak_cells(pipe, prompts, [s for s, _ in cases])
+    hits = sum(f == cell for f, (_, cell) in zip(found, cases))
+    print(f"attention peak in the named cell: {hits}/{len(cases)}")
+    assert hits / len(cases) >= 0.8
