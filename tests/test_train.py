@@ -136,3 +136,15 @@ def test_two_process_ddp_ranks_end_identical_and_match_one_process(tmp_path):
     for key in one_weights:
         torch.testing.assert_close(ddp_weights[key], one_weights[key], atol=1e-5, rtol=1e-4)
     assert single["world_size"] == 1
+
+
+def test_init_starts_from_a_model_folder(tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from glassdiff.train.denoiser import weights_digest
+
+    first = str(tmp_path / "first")
+    train_denoiser(DenoiserTrainConfig(out=first, steps=2, **TINY))
+    init = os.path.join(first, "model")
+    again = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "again"), steps=0, init=init, **TINY))
+    assert again["weights_digest"] == weights_digest(UNet2DConditionModel.from_pretrained(init, subfolder="unet"))

@@ -23,6 +23,7 @@ from .strip import trajectory_strip
 
 REFERENCE_WORDS = ("circle", "ball", "ring", "square", "box", "star", "heart", "red", "crimson", "blue",
                    "helicopter", "left", "above")
+FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "and", "to"}
 GUIDANCE_SWEEP = (0.0, 1.0)  # plus the run's own scale and twice it
 
 
@@ -47,7 +48,8 @@ def text_section(pipe, prompt: str, words: list[str]) -> str:
         kind = "padding" if not mask[i] else ("special" if tokens[i].startswith("[") else "word piece")
         rows.append(f"<tr><td>{i}</td><td><code>{html.escape(tokens[i])}</code></td><td>{kind}</td>"
                     f"<td>{_img(png_uri(diverging_strip(context[i])), 'embedding of ' + tokens[i], 'strip')}</td></tr>")
-    vocab = list(dict.fromkeys(words + list(REFERENCE_WORDS)))
+    content = [w for w in words if w not in FUNCTION_WORDS]
+    vocab = list(dict.fromkeys(content + list(REFERENCE_WORDS)))
     vectors = pipe.text_encoder.word_vectors(vocab)
     similarity = (vectors @ vectors.T).numpy()
     table = "\n".join(rows)

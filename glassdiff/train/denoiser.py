@@ -48,6 +48,7 @@ class DenoiserTrainConfig:
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
     data: str | None = None
+    init: str | None = None  # start from this model folder's UNet (e.g. glassdiff/weights) instead of random
     seed: int = 0
     checkpoint_every: int = 250
     sample_every: int = 500
@@ -133,6 +134,11 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     cache = load_or_build_cache(cfg, vae, text_encoder, rank)
     scheduler = DDPMScheduler(**scheduler_preset())
     unet = build_unet(unet_preset(cfg.preset, text_encoder.dim, vae.config.latent_channels)).to(cfg.device)
+    if cfg.init:
+        from diffusers import UNet2DConditionModel
+
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(cfg.init, subfolder="unet",
+                                                                  torch_dtype=torch.float32).state_dict())
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(unet, cfg.ema_decay)
     ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
@@ -175,7 +181,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     result = {"steps": cfg.steps, "wall_s": time.time() - t0, "world_size": world, "rank": rank,
               "unet_params": sum(p.numel() for p in unet.parameters()), "images": len(cache["latents"]),
               "weights_digest": weights_digest(unet)}
-    if rank == 0:
+    if rank == 0 and os.path.exists(os.path.join(cfg.out, "log.jsonl")):
         from .plots import plot_losses
 
         plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
