@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from .config import SAMPLERS, BadInput
+from .config import SAMPLERS, BadInput, SamplingConfig
 
 
 def guarded(fn) -> int:
@@ -52,11 +52,12 @@ def load_pipeline(model: str | None):
     return Pipeline.load(model) if model else Pipeline.default()
 
 
-def add_sampling_args(p: argparse.ArgumentParser, steps: int = 20):
-    p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sampler", default="dpmpp_2m", help=", ".join(SAMPLERS))
+def add_sampling_args(p: argparse.ArgumentParser):
+    default = SamplingConfig()
+    p.add_argument("--steps", type=int, default=default.steps)
+    p.add_argument("--guidance", type=float, default=default.guidance, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=default.seed)
+    p.add_argument("--sampler", default=default.sampler, help=", ".join(SAMPLERS))
     p.add_argument("--negative", default="", help="negative prompt (the unconditional side of guidance)")
     p.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
     p.add_argument("--width", type=int, default=None)
@@ -64,8 +65,6 @@ def add_sampling_args(p: argparse.ArgumentParser, steps: int = 20):
 
 
 def sampling_params(args) -> dict:
-    from .config import SamplingConfig
-
     params = dict(steps=args.steps, guidance=args.guidance, seed=args.seed, sampler=args.sampler,
                   negative=args.negative, width=args.width, height=args.height, batch=getattr(args, "batch", 1))
     SamplingConfig(**params)  # validate before anything loads

@@ -23,10 +23,13 @@ def add_eval_args(p):
     p.add_argument("--save-images", default=None, help="also write the generated images in GenEval's layout")
     p.add_argument("--json", default=None)
     p.add_argument("--sheet", default=None, help="contact sheet of passes and failures (PNG)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=4.0)
-    p.add_argument("--sampler", default="dpmpp_2m")
-    p.add_argument("--seed", type=int, default=0)
+    from ..config import SamplingConfig
+
+    default = SamplingConfig()
+    p.add_argument("--steps", type=int, default=default.steps)
+    p.add_argument("--guidance", type=float, default=default.guidance)
+    p.add_argument("--sampler", default=default.sampler)
+    p.add_argument("--seed", type=int, default=default.seed)
     p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")
 
 
