@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install browser clean
+.PHONY: demo test install browser clean model
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: install
 
 test: install browser
 	$(PY) -m pytest -q
+
+# The embedded model's whole recipe, from scratch (about 90 minutes on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+model: install
+	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --steps 3250 --seed 0
+	$(PY) -m glassdiff.train.ship runs/denoiser/model glassdiff/weights
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

@@ -8,6 +8,12 @@ import shutil
 import tempfile
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
@@ -16,6 +22,7 @@ def atomic_path(path: str):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary name only
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -30,6 +37,7 @@ def atomic_dir(path: str):
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         old = None
         if os.path.exists(path):
             old = tempfile.mkdtemp(prefix=".old-", dir=parent)

@@ -32,13 +32,16 @@ def test_resume_after_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
     cmd = [sys.executable, "-m", "glassdiff.train", "denoiser", "--out", out, "--steps", "60"] + [
         f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     ckpt = os.path.join(out, "checkpoint.pt")
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while not os.path.exists(ckpt) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    log.close()
+    assert os.path.exists(ckpt), (tmp_path / "killed.log").read_text()[-2000:]
     step = torch.load(ckpt, weights_only=False)["step"]
     assert 0 < step < 60  # killed part-way
     resumed = train_denoiser(DenoiserTrainConfig(out=out, steps=60, resume=True, **options))
