@@ -65,8 +65,8 @@ Each strip below is one token's vector (blue negative, red positive).</p>
 </section>"""
 
 
-def step_panels(pipe, records: list[StepRecord], attention, words) -> tuple[list[dict], dict]:
-    """Per step: data URIs of every panel, plus the scale of each quantity (for the plots)."""
+def step_panels(pipe, records: list[StepRecord], attention) -> list[dict]:
+    """Per step: the label and a data URI of every panel (one colour scale per quantity over all steps)."""
     final = records[-1].x_next[:1]
     basis = project_to_rgb(final)
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()
@@ -91,7 +91,7 @@ def step_panels(pipe, records: list[StepRecord], attention, words) -> tuple[list
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
             panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy()), 3) for _, m in step_words]
-    return panels, {}
+    return panels
 
 
 def steps_section(records, panels) -> str:
@@ -215,7 +215,7 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None):
     result = pipe(prompt, trace=True, attention=True, **params)
     records, attention = result.trace, result.attention
     words = [w for w, _ in attention.word_maps()]
-    panels, _ = step_panels(pipe, records, attention, words)
+    panels = step_panels(pipe, records, attention)
     final = np.asarray(result.image)
     body = [text_section(pipe, prompt, words), steps_section(records, panels), words_section(final, attention, panels),
             guidance_section(pipe, prompt, params, result.image),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image, ImageDraw
 
-from ..sampling import StepRecord, initial_noise
+from ..sampling import StepRecord
 
 
 def pick_steps(n_steps: int, columns: int) -> list[int]:
