@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -48,3 +49,13 @@ def atomic_dir(path: str):
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def state_digest(*modules) -> str:
+    """sha256 hex of the modules' state dicts (names and fp32 values), to name or compare weights."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in sorted(module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().float().numpy().tobytes())
+    return digest.hexdigest()

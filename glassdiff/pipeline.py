@@ -9,7 +9,6 @@ so our text_encoder/ holds only a note naming it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 
@@ -20,7 +19,7 @@ from . import __version__
 from .autoencoder import decode, downsample_factor, to_uint8
 from .config import BadInput, SamplingConfig
 from .denoiser import Denoiser
-from .io import atomic_dir
+from .io import atomic_dir, state_digest
 from .sampling import Observer, ProgressBar, TrajectoryRecorder, initial_noise, sample
 from .schedulers import make_scheduler
 
@@ -110,12 +109,7 @@ class Pipeline:
     def model_hash(self) -> str:
         """First 10 hex digits of sha256 over the UNet and VAE weights (A1111's 'Model hash')."""
         if self._hash is None:
-            digest = hashlib.sha256()
-            for module in (self.unet, self.vae):
-                for name, tensor in sorted(module.state_dict().items()):
-                    digest.update(name.encode())
-                    digest.update(tensor.detach().contiguous().float().numpy().tobytes())
-            self._hash = digest.hexdigest()[:10]
+            self._hash = state_digest(self.unet, self.vae)[:10]
         return self._hash
 
     def info(self) -> dict:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..config import autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import build_unet
+from ..io import state_digest
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
 from .data import folder_examples, shapes_examples, to_tensor
@@ -87,8 +88,9 @@ def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) 
     if rank == 0:
         cache = build_cache(cfg, vae, text_encoder)
         save_checkpoint(path, cache)
-    if dist.is_initialized():
-        dist.barrier()
+    if not dist.is_initialized():
+        return cache
+    dist.barrier()
     return torch.load(path, weights_only=False)
 
 
@@ -189,13 +191,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 
 
 def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of a module's parameters, to check that runs (or ranks) ended with the same weights."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """To check that runs (or ranks) ended with the same weights."""
+    return state_digest(module)[:16]
 
 
 def _fresh_vae(cfg):
