@@ -131,14 +131,18 @@ class Pipeline:
 
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], *, observers: tuple[Observer, ...] = (), trace: bool = False,
-                 attention: bool = False, progress: bool = False, **params) -> Result:
+                 attention: bool = False, progress: bool = False, scales: list[float] | None = None,
+                 **params) -> Result:
         """Generate `batch` images for each prompt, seeds seed..seed+batch-1 (the same seeds for each prompt).
 
         params are SamplingConfig's fields (steps, guidance, sampler, seed, width, height, batch, negative).
-        Images come prompt by prompt.
+        Images come prompt by prompt. `scales` gives each image its own guidance scale (a guidance sweep in
+        one loop); otherwise every image uses `guidance`.
         """
         cfg = SamplingConfig(**params)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if scales is not None and len(scales) != cfg.batch * len(prompts):
+            raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")
         height, width = cfg.size_for(self.native_size, self.factor)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
         encoded = self.text_encoder(prompts + [cfg.negative])
@@ -155,13 +159,15 @@ class Pipeline:
         x_T = initial_noise((self.unet.config.in_channels, height // self.factor, width // self.factor), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         try:
-            x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond, cfg.guidance, cfg.steps, seeds,
-                         watchers)
+            x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
+                         cfg.guidance if scales is None else list(scales), cfg.steps, seeds, watchers)
         finally:
             if attention_maps:
                 attention_maps.detach()
         images = [Image.fromarray(p) for p in to_uint8(decode(self.vae, x_0)).numpy()]
-        texts = [self.infotext(p, cfg, s, width, height) for p in prompts for s in seeds[:cfg.batch]]
+        per_image = [dataclasses.replace(cfg, guidance=s) for s in scales] if scales else [cfg] * len(seeds)
+        texts = [self.infotext(p, c, s, width, height) for (p, s), c in
+                 zip(((p, s) for p in prompts for s in seeds[:cfg.batch]), per_image)]
         return Result(images, prompt, cfg, seeds, x_0, texts,
                       trace=recorder.records if recorder else None, attention=attention_maps)
 

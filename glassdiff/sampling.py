@@ -39,8 +39,9 @@ class StepRecord:
     alpha_bar: float
     sigma: float
     x_t: torch.Tensor  # (B, C, h, w) the latent going in
-    eps_cond: torch.Tensor
+    eps_cond: torch.Tensor | None  # None when guidance is 0 (the prompt is not run)
     eps_uncond: torch.Tensor | None  # None when guidance is 1 (the empty prompt is not run)
+    # with per-image scales, the rows of images that did not need a branch are NaN
     eps: torch.Tensor  # guided
     x0_pred: torch.Tensor
     x_next: torch.Tensor
@@ -60,31 +61,81 @@ def generators(seeds: list[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(s + 2**31) for s in seeds]
 
 
-def guide(out_cond: torch.Tensor, out_uncond: torch.Tensor | None, guidance_scale: float) -> torch.Tensor:
-    """Classifier-free guidance: u + s (c - u); with s = 1 the conditional output alone."""
+def guide(out_cond: torch.Tensor | None, out_uncond: torch.Tensor | None, guidance_scale) -> torch.Tensor:
+    """Classifier-free guidance: u + s (c - u); with s = 1 the conditional output alone, with s = 0 the other.
+
+    guidance_scale is one number, or a (B, 1, 1, 1) tensor of per-image scales.
+    """
     if out_uncond is None:
         return out_cond
+    if out_cond is None:
+        return out_uncond
     return out_uncond + guidance_scale * (out_cond - out_uncond)
 
 
+class Branches:
+    """Which images need which half of the guidance batch: s = 1 needs no empty-prompt run, s = 0 no prompted one.
+
+    One scale for the whole batch keeps the classic [empty prompt; prompt] batch; per-image scales (a guidance
+    sweep from one seed) run each image's needed halves in one UNet call.
+    """
+
+    def __init__(self, scales: list[float], batch: int):
+        self.uniform = len(set(scales)) == 1
+        self.scale = scales[0] if self.uniform else torch.tensor(scales).view(-1, 1, 1, 1)
+        self.uncond_rows = [i for i, s in enumerate(scales) if s != 1.0]
+        self.cond_rows = [i for i, s in enumerate(scales) if s != 0.0]
+        self.cond_only = [i for i, s in enumerate(scales) if s == 1.0]
+        self.uncond_only = [i for i, s in enumerate(scales) if s == 0.0]
+        self.batch = batch
+
+    def inputs(self, x_in: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor):
+        parts = [(x_in, uncond_context, self.uncond_rows), (x_in, context, self.cond_rows)]
+        xs = [x if len(rows) == self.batch else x[rows] for x, _, rows in parts if rows]
+        contexts = [c if len(rows) == self.batch else c[rows] for _, c, rows in parts if rows]
+        return torch.cat(xs) if len(xs) > 1 else xs[0], torch.cat(contexts) if len(contexts) > 1 else contexts[0]
+
+    def split(self, out: torch.Tensor):
+        """(out_cond, out_uncond), each (B, ...) or None when no image ran it; rows not run are NaN."""
+        n_uncond = len(self.uncond_rows)
+        return self._full(out[n_uncond:], self.cond_rows), self._full(out[:n_uncond], self.uncond_rows)
+
+    def guided(self, out_cond, out_uncond) -> torch.Tensor:
+        if self.uniform:
+            return guide(out_cond, out_uncond, self.scale)
+        u = out_uncond.clone() if out_uncond is not None else out_cond.clone()
+        c = out_cond.clone() if out_cond is not None else out_uncond.clone()
+        u[self.cond_only] = c[self.cond_only]  # s = 1: u + 1 (c - u) = c
+        c[self.uncond_only] = u[self.uncond_only]  # s = 0: u + 0 (c - u) = u
+        return guide(c, u, self.scale)
+
+    def _full(self, rows_out: torch.Tensor, rows: list[int]) -> torch.Tensor | None:
+        if not rows:
+            return None
+        if len(rows) == self.batch:
+            return rows_out
+        full = torch.full((self.batch, *rows_out.shape[1:]), float("nan"))
+        full[rows] = rows_out
+        return full
+
+
 def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
-           guidance_scale: float, steps: int, seeds: list[int],
+           guidance_scale: float | list[float], steps: int, seeds: list[int],
            observers: tuple[Observer, ...] = ()) -> torch.Tensor:
     """Run the reverse process from noise x_T (unit variance) to the clean latent x_0."""
     scheduler.set_timesteps(steps)
     prediction_type = scheduler.config.prediction_type
     step_kwargs = {"generator": generators(seeds)} if _takes_generator(scheduler) else {}
-    with_uncond = guidance_scale != 1.0
-    both_contexts = torch.cat([uncond_context, context]) if with_uncond else context
+    scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * len(x_T)
+    branches = Branches(scales, len(x_T))
     x_t = x_T * scheduler.init_noise_sigma
     for i, t in enumerate(scheduler.timesteps):
-        # 1. the model sees the variance-preserving latent, prompt and empty prompt in one batch
+        # 1. the model sees the variance-preserving latent, empty prompt and prompt in one batch
         x_in = scheduler.scale_model_input(x_t, t)
-        batch_in = torch.cat([x_in, x_in]) if with_uncond else x_in
-        out = denoise(batch_in, t.expand(batch_in.shape[0]), both_contexts)
-        out_uncond, out_cond = out.chunk(2) if with_uncond else (None, out)
+        batch_in, batch_context = branches.inputs(x_in, context, uncond_context)
+        out_cond, out_uncond = branches.split(denoise(batch_in, t.expand(batch_in.shape[0]), batch_context))
         # 2. guidance, in the model's own prediction type (linear, so the same in eps)
-        out_guided = guide(out_cond, out_uncond, guidance_scale)
+        out_guided = branches.guided(out_cond, out_uncond)
         # 3. the scheduler subtracts its share of the noise
         x_next = scheduler.step(out_guided, t, x_t, return_dict=False, **step_kwargs)[0]
         if observers:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from glassdiff.config import BadInput
 from glassdiff.pipeline import Pipeline
 from glassdiff.sampling import TrajectoryRecorder
 
@@ -100,6 +101,17 @@ def test_several_prompts_in_one_batch_match_single_runs(tiny_pipe):
     assert len(both.images) == 4
     torch.testing.assert_close(both.latents[2:], alone.latents, atol=1e-5, rtol=1e-5)
     assert both.infotexts[2].startswith("two blue squares\n")
+
+
+def test_guidance_sweep_in_one_loop_matches_runs_at_each_scale(tiny_pipe):
+    scales = [0.0, 1.0, 7.5]
+    swept = tiny_pipe(["a heart"] * 3, seed=4, steps=3, scales=scales)
+    for k, s in enumerate(scales):
+        alone = tiny_pipe("a heart", seed=4, steps=3, guidance=s)
+        torch.testing.assert_close(swept.latents[k:k + 1], alone.latents, atol=1e-5, rtol=1e-5)
+        assert f"CFG scale: {s}," in swept.infotexts[k]
+    with pytest.raises(BadInput, match="one per image"):
+        tiny_pipe("a heart", steps=2, scales=[1.0, 2.0])
 
 
 def test_attention_recording_leaves_the_image_unchanged(tiny_pipe):

@@ -74,3 +74,37 @@ def test_initial_noise_is_per_seed_and_batch_consistent():
     single = initial_noise((4, 8, 8), [6])
     assert torch.equal(batch[1:2], single)
     assert not torch.equal(batch[0], batch[1])
+
+
+def _context_echo(calls):
+    def denoise(x_in, t, context):
+        calls.append(x_in.shape[0])
+        return context.mean(dim=(1, 2)).view(-1, 1, 1, 1) * torch.ones_like(x_in)
+
+    return denoise
+
+
+def test_guidance_zero_runs_only_the_empty_prompt():
+    calls, recorder = [], TrajectoryRecorder()
+    scheduler = make_scheduler("ddim", scheduler_preset())
+    cond, uncond = torch.ones(1, 3, 8), torch.zeros(1, 3, 8)
+    sample(_context_echo(calls), scheduler, initial_noise((4, 4, 4), [0]), cond, uncond, 0.0, 3, [0], (recorder,))
+    assert calls == [1, 1, 1]
+    for record in recorder.records:
+        assert record.eps_cond is None
+        torch.testing.assert_close(record.eps, record.eps_uncond)
+
+
+def test_per_image_scales_equal_runs_at_each_scale():
+    """A guidance sweep in one loop: each image as if run alone at its scale, with only the halves it needs."""
+    scales = [0.0, 1.0, 3.0]
+    cond, uncond = torch.full((3, 3, 8), 2.0), torch.full((3, 3, 8), -1.0)
+    noise = initial_noise((4, 4, 4), [5, 5, 5])
+    calls = []
+    swept = sample(_context_echo(calls), make_scheduler("ddim", scheduler_preset()), noise, cond, uncond, scales, 4,
+                   [5, 5, 5])
+    assert calls == [4] * 4  # rows: empty prompt for s=0 and s=3, prompt for s=1 and s=3
+    for k, s in enumerate(scales):
+        alone = sample(_context_echo([]), make_scheduler("ddim", scheduler_preset()), noise[k:k + 1], cond[:1],
+                       uncond[:1], s, 4, [5])
+        torch.testing.assert_close(swept[k:k + 1], alone, atol=1e-6, rtol=1e-6)

@@ -12,6 +12,7 @@ No training: the templates are the renderer's own outlines.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -47,44 +48,74 @@ class Detections:
     objects: tuple[Detection, ...]
 
 
-def _soft_box(coverage: np.ndarray) -> tuple[float, float, float, float]:
-    """Sub-pixel bounding box (x0, y0, x1, y1) in pixels from a coverage map in [0, 1]."""
-    def edges(profile):
-        idx = np.flatnonzero(profile > 0.02)
-        lo, hi = idx[0], idx[-1]
-        return lo + (1 - profile[lo]), hi + profile[hi]
-    x0, x1 = edges(coverage.max(axis=0))
-    y0, y1 = edges(coverage.max(axis=1))
-    return x0, y0, x1, y1
+BLURS = (0.0, 0.5, 0.9)  # Gaussian sigmas (pixels) a drawing is also compared at: generated edges are soft
 
 
-def _draw(shape: str, cx: float, cy: float, span: float, h: int, w: int) -> np.ndarray:
+@functools.cache
+def _moments(shape: str) -> tuple[float, float, float]:
+    """(area, centroid x, centroid y) of the shape's outline in its unit bounding box (shoelace formula)."""
+    points = outline(shape)
+    area = gx = gy = 0.0
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        cross = x0 * y1 - x1 * y0
+        area += cross
+        gx += (x0 + x1) * cross
+        gy += (y0 + y1) * cross
+    area /= 2
+    return abs(area), gx / (6 * area), gy / (6 * area)
+
+
+def _placement(shape: str, mass: float, mx: float, my: float) -> tuple[float, float, float]:
+    """(cx, cy, span) of the shape whose drawing has this coverage mass and centroid.
+
+    Mass and centroid do not change under blur, so neither does the placement.
+    """
+    area, gx, gy = _moments(shape)
+    span = (mass / area) ** 0.5
+    return mx - gx * span, my - gy * span, span
+
+
+def _draw(shape: str, cx: float, cy: float, span: float, h: int, w: int, blur: float = 0.0) -> np.ndarray:
     """Coverage in [0, 1] of a shape drawn at pixel centre (cx, cy) with pixel span, as the renderer draws."""
     s = SUPERSAMPLE
     image = Image.new("L", (w * s, h * s), 0)
     points = [((cx + x * span) * s, (cy + y * span) * s) for x, y in outline(shape)]
     ImageDraw.Draw(image).polygon(points, fill=255)
-    return np.asarray(image.resize((w, h), Image.BOX)) / 255.0
+    coverage = np.asarray(image.resize((w, h), Image.BOX)) / 255.0
+    return ndimage.gaussian_filter(coverage, blur, mode="constant") if blur else coverage
 
 
-def _classify_shape(coverage: np.ndarray) -> tuple[str, float]:
-    """The shape whose drawing best explains the coverage, with a small search over its placement.
+def _fit_shape(coverage: np.ndarray) -> tuple[str, float, tuple[float, float, float]]:
+    """The shape whose drawing (sharp or softened) best explains the coverage, placed by its moments.
 
-    Returns (shape, score) where score is 1 - (mean abs difference / mean coverage), higher is better.
+    Returns (shape, score, (cx, cy, span) in window pixels); score is 1 - (sum abs difference / mass).
     """
-    x0, y0, x1, y1 = _soft_box(coverage)
     h, w = coverage.shape
-    cx, cy, span = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
     mass = coverage.sum()
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    mx, my = (coverage * xs).sum() / mass, (coverage * ys).sum() / mass
 
-    def error(shape, dx=0.0, dy=0.0, grow=1.0):
-        return np.abs(_draw(shape, cx + dx, cy + dy, span * grow, h, w) - coverage).sum() / mass
+    def error(shape, blur, dx=0.0, dy=0.0, grow=1.0):
+        cx, cy, span = _placement(shape, mass, mx, my)
+        drawn = _draw(shape, cx + dx, cy + dy, span * grow, h, w, blur)
+        return np.abs(drawn - coverage).sum() / mass
 
-    first = sorted(SHAPES, key=error)[:2]
-    tweaks = [(dx, dy, 1.0) for dx in (-0.3, 0, 0.3) for dy in (-0.3, 0, 0.3)] + [(0, 0, 0.95), (0, 0, 1.05)]
-    scored = [(min(error(shape, *t) for t in tweaks), shape) for shape in first]
-    best_error, best = min(scored)
-    return best, 1.0 - best_error
+    coarse = sorted((error(shape, blur), shape, blur) for shape in SHAPES for blur in BLURS)
+    tweaks = [(dx, dy, 1.0) for dx in (-0.25, 0, 0.25) for dy in (-0.25, 0, 0.25)] + [(0, 0, 0.97), (0, 0, 1.03)]
+    finalists = list(dict.fromkeys(shape for _, shape, _ in coarse))[:2]
+    scored = []
+    for shape in finalists:
+        blur = next(b for _, s, b in coarse if s == shape)  # the shape's best softness
+        scored.append(min((error(shape, blur, *t), shape, t) for t in tweaks))
+    best_error, best, (dx, dy, grow) = min(scored)
+    cx, cy, span = _placement(best, mass, mx, my)
+    return best, 1.0 - best_error, (cx + dx, cy + dy, span * grow)
+
+
+def _extent(shape: str, cx: float, cy: float, span: float) -> tuple[float, float, float, float]:
+    """Bounding box (x0, y0, x1, y1) of the drawn outline."""
+    xs, ys = zip(*outline(shape))
+    return cx + min(xs) * span, cy + min(ys) * span, cx + max(xs) * span, cy + max(ys) * span
 
 
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
@@ -113,8 +144,8 @@ def detect(image: Image.Image | np.ndarray) -> Detections:
         others = ndimage.binary_dilation((labels != 0) & ~component)  # keep neighbours' soft edges out
         near = (ndimage.binary_dilation(component, iterations=2) & ~others)[window]
         coverage = np.clip(distance[window] / max(np.median(distance[core]), 1e-6), 0, 1) * near
-        shape, score = _classify_shape(coverage)
-        bx0, by0, bx1, by1 = _soft_box(coverage)
+        shape, score, placement = _fit_shape(coverage)
+        bx0, by0, bx1, by1 = _extent(shape, *placement)
         x0, x1 = (bx0 + window[1].start) / w, (bx1 + window[1].start) / w
         y0, y1 = (by0 + window[0].start) / h, (by1 + window[0].start) / h
         span = max(x1 - x0, y1 - y0)

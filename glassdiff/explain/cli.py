@@ -34,13 +34,16 @@ def run_explain(args):
     if not args.prompt.strip():
         raise BadInput("give a non-empty PROMPT to explain")
     params = sampling_params(args)
+    if args.sweep_steps is not None and not 1 <= args.sweep_steps <= params["steps"]:
+        raise BadInput(f"--sweep-steps must be between 1 and --steps ({params['steps']}), got {args.sweep_steps}")
     params.pop("batch")
     writable_output(args.output)
     if args.gif:
         writable_output(args.gif)
     pipe = load_pipeline(args.model)
     t0 = time.perf_counter()
-    page, result = build_report(pipe, args.prompt, params, compare=args.compare)
+    page, result = build_report(pipe, args.prompt, params, compare=args.compare,
+                                sweep_steps=args.sweep_steps)
     with atomic_path(args.output) as tmp:
         with open(tmp, "w") as f:
             f.write(page)

@@ -27,16 +27,16 @@ FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "and", "to"}
 GUIDANCE_SWEEP = (0.0, 1.0)  # plus the run's own scale and twice it
 
 
-def png_uri(image: Image.Image, scale: int = 1) -> str:
-    if scale != 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+def png_uri(image: Image.Image) -> str:
+    """The image at its own size (the page scales it up, pixelated: smaller files, quicker to build)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _img(uri: str, alt: str, cls: str = "") -> str:
-    return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}">'
+def _img(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
+    size = f' width="{width}"' if width else ""
+    return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}"{size}>'
 
 
 def text_section(pipe, prompt: str, words: list[str]) -> str:
@@ -70,12 +70,15 @@ def step_panels(pipe, records: list[StepRecord], attention) -> list[dict]:
     final = records[-1].x_next[:1]
     basis = project_to_rgb(final)
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()
+    def first(t, like):  # a branch guidance skipped (s = 0 or 1) is shown as zeros
+        return t[:1] if t is not None else torch.zeros_like(like[:1])
+
     quantities = {
         "x_t": [r.x_t[:1] / r.x_t[:1].std() for r in records],
-        "eps_cond": [r.eps_cond[:1] for r in records],
-        "eps_uncond": [r.eps_uncond[:1] if r.eps_uncond is not None else torch.zeros_like(r.eps_cond[:1])
-                       for r in records],
-        "words_add": [r.eps_cond[:1] - (r.eps_uncond[:1] if r.eps_uncond is not None else r.eps_cond[:1])
+        "eps_cond": [first(r.eps_cond, r.eps) for r in records],
+        "eps_uncond": [first(r.eps_uncond, r.eps) for r in records],
+        "words_add": [first(r.eps_cond, r.eps) - first(r.eps_uncond, r.eps)
+                      if r.eps_cond is not None and r.eps_uncond is not None else torch.zeros_like(r.eps[:1])
                       for r in records],
         "eps": [r.eps[:1] for r in records],
         "x_next": [r.x_next[:1] / r.x_next[:1].std() for r in records],
@@ -84,13 +87,13 @@ def step_panels(pipe, records: list[StepRecord], attention) -> list[dict]:
     for name, tensors in quantities.items():
         limit = max(float(t.abs().amax()) for t in tensors) or 1.0
         for i, t in enumerate(tensors):
-            panels[i][name] = png_uri(basis(t, limit), 6)
+            panels[i][name] = png_uri(basis(t, limit))
     for i, r in enumerate(records):
-        panels[i]["x0"] = png_uri(Image.fromarray(x0_images[i]), 3)
+        panels[i]["x0"] = png_uri(Image.fromarray(x0_images[i]))
         panels[i]["label"] = f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
-            panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy()), 3) for _, m in step_words]
+            panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy())) for _, m in step_words]
     return panels
 
 
@@ -101,7 +104,8 @@ def steps_section(records, panels) -> str:
              ("eps_uncond", "noise predicted with the empty prompt"), ("words_add", "difference: what the words add"),
              ("eps", "guided noise"), ("x_next", "latent after the scheduler's step"),
              ("x0", "x0_pred decoded: the image the model expects")]
-    cells = "".join(f'<figure><img id="p-{key}" src="{panels[-1][key]}" alt="{label}"><figcaption>{label}'
+    cells = "".join(f'<figure><img id="p-{key}" src="{panels[-1][key]}" width="{192 if key == "x0" else 96}" '
+                    f'alt="{label}"><figcaption>{label}'
                     f"</figcaption></figure>" for key, label in names)
     return f"""
 <section id="steps"><h2>2. The collage machine <small>(UNet + scheduler)</small></h2>
@@ -120,9 +124,9 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
     if attention is None:
         return ""
     words = attention.word_maps()
-    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(overlay(x_final, m.numpy()), 3)}" alt="{html.escape(w)}">'
+    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(overlay(x_final, m.numpy()))}" width="192" alt="{html.escape(w)}">'
                       f"<figcaption><b>{html.escape(w)}</b></figcaption></figure>" for i, (w, m) in enumerate(words))
-    per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" alt="{html.escape(w)} at this step">'
+    per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" width="192" alt="{html.escape(w)} at this step">'
                        f"<figcaption>{html.escape(w)}</figcaption></figure>" for i, (w, _) in enumerate(words))
     return f"""
 <section id="words"><h2>3. Words to pixels <small>(cross-attention, DAAM-style)</small></h2>
@@ -132,33 +136,41 @@ from every layer and summed over layers and all steps, over the final image (bri
 <h3>At the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
 
 
-def guidance_section(pipe, prompt, params, main_image: Image.Image) -> str:
+def sweep_scales(scale: float) -> list[float]:
+    """0, 1, and twice the run's own scale (8 when the run's is 0 or 1), beside the run itself."""
+    return [s for s in dict.fromkeys(GUIDANCE_SWEEP + (2 * scale if scale > 1 else 8.0,)) if s != scale]
+
+
+def guidance_section(pipe, prompt, params, main_image: Image.Image, sweep_steps: int) -> str:
+    """The run's seed at other guidance scales, all in one batched loop (each image runs only the halves it needs)."""
     scale = params["guidance"]
-    scales = sorted(set(GUIDANCE_SWEEP + (scale, 2 * scale if scale > 0 else 8.0)))
-    figures = []
-    for s in scales:
-        image = main_image if s == scale else pipe(prompt, **{**params, "guidance": s}).image
-        figures.append(f"<figure>{_img(png_uri(image, 3), f'guidance {s}')}<figcaption>s = {s:g}"
-                       f"{' (this run)' if s == scale else ''}</figcaption></figure>")
+    others = sweep_scales(scale)
+    swept = pipe([prompt] * len(others), scales=others, **{**params, "steps": sweep_steps}).images
+    shown = sorted([(s, image, f"s = {s:g}") for s, image in zip(others, swept)]
+                   + [(scale, main_image, f"s = {scale:g} (this run)")], key=lambda item: item[0])
+    figures = "".join(f"<figure>{_img(png_uri(image), f'guidance {s}', width=192)}<figcaption>{label}"
+                      f"</figcaption></figure>" for s, image, label in shown)
+    fewer = (f" The other scales are sampled with {sweep_steps} steps instead of {params['steps']}, to keep the report"
+             f" quick (`--sweep-steps` changes it)." if sweep_steps != params["steps"] else "")
     return f"""
 <section id="guidance"><h2>4. Guidance</h2>
 <p class="formula">eps = eps_uncond + s &middot; (eps_cond &minus; eps_uncond)</p>
 <p>The same seed at several guidance scales s. At s = 0 the prompt is ignored; at s = 1 only the prompted
-prediction is used; larger s pushes further in the direction the words point.</p>
-<div class="panels">{''.join(figures)}</div></section>"""
+prediction is used; larger s pushes further in the direction the words point.{fewer}</p>
+<div class="panels">{figures}</div></section>"""
 
 
 def decoder_section(pipe, latent: torch.Tensor, image: Image.Image) -> str:
     channels = latent[0]
     c, h, w = channels.shape
-    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k]), 4), f'channel {k}')}<figcaption>ch {k}</figcaption></figure>"
+    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k])), f'channel {k}', width=64)}<figcaption>ch {k}</figcaption></figure>"
                     for k in range(c))
     return f"""
 <section id="decoder"><h2>5. The color-by-numbers machine <small>(autoencoder decoder)</small></h2>
 <p>The final latent is {c}&times;{h}&times;{w} = {c * h * w:,} numbers; the decoder paints it as a
 {image.width}&times;{image.height}&times;3 = {image.width * image.height * 3:,}-number image
 ({pipe.factor}&times; larger on each side).</p>
-<div class="panels">{tiles}<figure>{_img(png_uri(image, 3), 'final image')}<figcaption>the image</figcaption></figure></div>
+<div class="panels">{tiles}<figure>{_img(png_uri(image), 'final image', width=192)}<figcaption>the image</figcaption></figure></div>
 </section>"""
 
 
@@ -210,15 +222,18 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 """
 
 
-def build_report(pipe, prompt: str, params: dict, compare: str | None = None):
-    """(html, result) for one run; params are SamplingConfig's fields."""
+def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None):
+    """(html, result) for one run; params are SamplingConfig's fields.
+
+    sweep_steps: steps of the guidance sweep's images (default: half the run's, at least 1).
+    """
     result = pipe(prompt, trace=True, attention=True, **params)
     records, attention = result.trace, result.attention
     words = [w for w, _ in attention.word_maps()]
     panels = step_panels(pipe, records, attention)
     final = np.asarray(result.image)
     body = [text_section(pipe, prompt, words), steps_section(records, panels), words_section(final, attention, panels),
-            guidance_section(pipe, prompt, params, result.image),
+            guidance_section(pipe, prompt, params, result.image, sweep_steps or max(1, params["steps"] // 2)),
             decoder_section(pipe, result.latents, result.image)]
     if compare:
         other = pipe(compare, trace=True, **params)
@@ -228,7 +243,7 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None):
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
                 f'{_img(png_uri(strip), "trajectory strip", "trajectory")}</section>')
     head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(result.infotexts[0])}</p>"
-            f'{_img(png_uri(result.image, 4), "final image")}')
+            f'{_img(png_uri(result.image), "final image", width=256)}')
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>glassdiff: {html.escape(prompt)}</title>"
             f"<meta name='generator' content='glassdiff {__version__}'><style>{STYLE}</style></head><body>"
             f"{head}{''.join(body)}<script>{SCRIPT % json.dumps(panels)}</script></body></html>")

@@ -9,8 +9,10 @@ import time
 import torch
 from tqdm import tqdm
 
+from diffusers import AutoencoderKL
+
 from ..autoencoder import build_autoencoder
-from ..config import autoencoder_preset
+from ..config import BadInput, autoencoder_preset
 from ..io import atomic_dir
 from .common import config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything
 from .data import folder_examples, shapes_examples, to_tensor
@@ -29,6 +31,8 @@ class AutoencoderTrainConfig:
     kl_weight: float = 1e-6
     examples: int = 20000  # renders drawn once, then cycled
     data: str | None = None  # a folder of the user's images instead of the shapes world
+    init: str | None = None  # start from this vae folder instead of random weights
+    decoder_only: bool = False  # with --init: freeze the encoder (latents, and any denoiser trained on them, stay valid)
     seed: int = 0
     checkpoint_every: int = 200
     resume: bool = False
@@ -67,12 +71,45 @@ def weighted_l1(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return ((recon - x).abs() * w).sum() / (w.sum() * x.shape[1])
 
 
+def _initial_vae(cfg: AutoencoderTrainConfig):
+    if cfg.decoder_only and not cfg.init:
+        raise BadInput("--decoder-only fine-tunes a trained autoencoder: give it one with --init VAE_DIR")
+    if not cfg.init:
+        return build_autoencoder(autoencoder_preset(cfg.preset))
+    if not os.path.isfile(os.path.join(cfg.init, "config.json")):
+        raise BadInput(f"--init {cfg.init} is not an autoencoder folder (no config.json); point it at a vae/ folder")
+    vae = AutoencoderKL.from_pretrained(cfg.init, torch_dtype=torch.float32)
+    if cfg.decoder_only:
+        for module in (vae.encoder, vae.quant_conv):
+            if module is not None:
+                module.requires_grad_(False)
+    return vae
+
+
+@torch.no_grad()
+def _frozen_latents(vae, images: torch.Tensor) -> torch.Tensor:
+    """Unscaled posterior means of every training image, computed once (the encoder does not change)."""
+    return torch.cat([vae.encode(images[i:i + 256]).latent_dist.mean for i in range(0, len(images), 256)])
+
+
+def _losses(cfg, vae, images, latents_of, idx, gen) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstruction loss, total loss) of one batch: whole images from frozen latents, or crops end to end."""
+    if cfg.decoder_only:
+        rec_loss = weighted_l1(vae.decode(latents_of[idx].to(cfg.device)).sample, images[idx].to(cfg.device))
+        return rec_loss, rec_loss
+    x = random_crops(images[idx], cfg.crop, gen).to(cfg.device)
+    posterior = vae.encode(x).latent_dist
+    recon = vae.decode(posterior.mode()).sample  # deterministic: learns far faster here
+    rec_loss = weighted_l1(recon, x)
+    return rec_loss, rec_loss + cfg.kl_weight * posterior.kl().mean()
+
+
 def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
     """Train, checkpoint every N steps, write the diffusers folder `out/vae`; returns figures."""
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)
-    vae = build_autoencoder(autoencoder_preset(cfg.preset)).to(cfg.device)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
+    vae = _initial_vae(cfg).to(cfg.device)
+    opt = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
     ckpt_path = os.path.join(cfg.out, "checkpoint.pt")
     start = 0
     if cfg.resume and os.path.exists(ckpt_path):
@@ -82,16 +119,13 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
         start = state["step"]
         torch.set_rng_state(state["torch_rng"])
     images = _examples(cfg)
+    latents_of = _frozen_latents(vae, images) if cfg.decoder_only else None
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="autoencoder", dynamic_ncols=True)
     for step in bar:
         idx = torch.randint(0, len(images), (cfg.batch,), generator=gen.manual_seed(cfg.seed * 100003 + step))
-        x = random_crops(images[idx], cfg.crop, gen).to(cfg.device)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.mode()).sample  # deterministic: learns far faster here
-        rec_loss = weighted_l1(recon, x)
-        loss = rec_loss + cfg.kl_weight * posterior.kl().mean()
+        rec_loss, loss = _losses(cfg, vae, images, latents_of, idx, gen)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
@@ -106,7 +140,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
     with torch.no_grad():
         probe = images[:512].to(cfg.device)
         latents = vae.encode(probe).latent_dist.mean
-        scaling = float(1.0 / latents.std())
+        scaling = vae.config.scaling_factor if cfg.decoder_only else float(1.0 / latents.std())
         vae.register_to_config(scaling_factor=scaling)
         recon = vae.decode(latents).sample
         l1 = float((recon.clamp(-1, 1) - probe).abs().mean() * 127.5)

@@ -43,8 +43,9 @@ class DenoiserTrainConfig:
     batch: int = 32
     lr: float = 4e-4
     warmup: int = 100
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
     ema_decay: float = 0.999
-    min_snr_gamma: float = 5.0
+    min_snr_gamma: float = 5.0  # 0 or less: unweighted v-MSE
     caption_dropout: float = 0.1
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
@@ -108,7 +109,7 @@ def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch
 
 
 def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
-    """Per-sample min-SNR-weighted v-prediction loss (B,)."""
+    """Per-sample v-prediction loss (B,), min-SNR weighted unless min_snr_gamma <= 0."""
     x0 = cache["latents"][idx].to(device)
     context = cache["context"][cache["caption_of"][idx]].float()
     context[drop] = cache["uncond"]
@@ -117,9 +118,11 @@ def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
     x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
     v_target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
     v_pred = unet(x_t, t.to(device), encoder_hidden_states=context.to(device), return_dict=False)[0]
+    loss = (v_pred - v_target).pow(2).mean(dim=(1, 2, 3))
+    if cfg.min_snr_gamma <= 0:  # plain v-MSE: high noise levels, where layout and shape are decided, count fully
+        return loss
     snr = (alpha_bar / (1 - alpha_bar)).view(-1)
-    weight = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1)
-    return weight * (v_pred - v_target).pow(2).mean(dim=(1, 2, 3))
+    return snr.clamp(max=cfg.min_snr_gamma) / (snr + 1) * loss
 
 
 def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
@@ -165,6 +168,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
             group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
         opt.step()
         ema.update(unet, step)
         _accumulate(buckets, t[mine], losses.detach().cpu(), scheduler.config.num_train_timesteps)
