@@ -26,11 +26,19 @@ demo: install
 test: install browser
 	$(PY) -m pytest -q
 
-# The embedded model's whole recipe, from scratch (about 90 minutes on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The embedded model's whole recipe, from scratch, in stages (about 3 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+DENOISER_STEPS ?= 3750
 model: install
 	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
-	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --steps 3250 --seed 0
-	$(PY) -m glassdiff.train.ship runs/denoiser/model glassdiff/weights
+	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec --init runs/autoencoder/vae --decoder-only \
+		--batch 16 --lr 5e-4 --steps 1200 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --steps 3250 --grad-clip 0 --seed 0
+	mkdir -p runs/d2 runs/d3 && cp runs/denoiser/cache.pt runs/d2/ && cp runs/denoiser/cache.pt runs/d3/
+	$(VENV)/bin/glassdiff train denoiser --out runs/d2 --vae runs/autoencoder/vae --init runs/denoiser/model \
+		--lr 1e-3 --warmup 200 --steps 1250 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/d3 --vae runs/autoencoder/vae --init runs/d2/model \
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --steps $(DENOISER_STEPS) --seed 0
+	$(PY) -m glassdiff.train.ship runs/d3/model glassdiff/weights runs/ae_dec/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

@@ -174,3 +174,25 @@ def test_eval_missing_image_names_it(tmp_path, capsys):
     (folder / "metadata.jsonl").write_text(json.dumps(load_prompts("seen")[0]) + "\n")
     assert main(["eval", "--images", str(tmp_path / "imgs"), "--validate", "0"]) == 2
     assert "no images for prompt 00000" in capsys.readouterr().err
+
+
+def test_detector_sees_softened_renders_as_a_person_does():
+    """Generated edges are soft: a blurred render keeps its shapes and sizes (soft edges must not grow objects)."""
+    from glassdiff.evaluate.validate import validate
+
+    report = validate(150, seed=4242, blur=0.7)
+    assert report["accuracy"]["shape"] >= 0.95, report["accuracy"]
+    assert report["accuracy"]["size"] >= 0.95, report["accuracy"]
+    assert report["accuracy"]["color"] >= 0.98, report["accuracy"]
+
+
+def test_groundtruth_through_the_autoencoder(tmp_path, tiny_model_dir):
+    from glassdiff.evaluate.groundtruth import main as groundtruth
+
+    groundtruth([str(tmp_path), "--model", tiny_model_dir])
+    for name in ("seen", "heldout"):
+        truth = sorted((tmp_path / f"truth-{name}").glob("*/samples/*.png"))
+        through = sorted((tmp_path / f"autoencoded-{name}").glob("*/samples/*.png"))
+        assert len(through) == len(truth) == len(load_prompts(name))
+    a, b = (np.asarray(Image.open(p)) for p in (truth[0], through[0]))
+    assert a.shape == b.shape and not np.array_equal(a, b)  # a random tiny autoencoder changes the picture

@@ -14,6 +14,9 @@ from .prompts import load_prompts
 from .score import TAGS, judge
 
 
+VALIDATION_BLURS = (0.0, 0.7)  # crisp renders, and renders as soft as generated ones
+
+
 def add_eval_args(p):
     p.add_argument("--model", default=None, help="model folder (default: the embedded model)")
     p.add_argument("--prompts", default=None,
@@ -157,10 +160,10 @@ def run_eval(args):
     reports = {name: score_all(judged) for name, judged in sets.items()}
     for name, report in reports.items():
         print_table(name, report)
-    detector = validate(args.validate) if args.validate else None
-    if detector:
-        print("\ndetector validation on", detector["renders"], "fresh renders:",
-              ", ".join(f"{k} {v:.4f}" for k, v in detector["accuracy"].items()))
+    detector = [validate(args.validate, blur=blur) for blur in VALIDATION_BLURS] if args.validate else None
+    for check in detector or []:
+        print(f"\ndetector validation on {check['renders']} fresh renders (blur {check['blur']}):",
+              ", ".join(f"{k} {v:.4f}" for k, v in check["accuracy"].items()))
     if args.sheet:
         contact_sheet([v for r in reports.values() for v in r["verdicts"]], args.sheet)
         print(f"wrote {args.sheet}")

@@ -3,9 +3,11 @@
 1. background: the palette background nearest the median colour of the border;
 2. foreground: pixels far from that colour, split into connected components;
 3. each component: colour = nearest palette colour to the median of its core
-   pixels; shape = the outline that, drawn as the renderer draws it in the
-   component's sub-pixel bounding box, best explains its coverage; size and
-   cell from that box.
+   pixels; shape = the outline that, drawn as the renderer draws it (sharp,
+   or softened by a small Gaussian blur, as generated edges are) best explains
+   its coverage. Each candidate is placed by the coverage's mass and centroid,
+   which blur does not change, so a soft edge does not grow the object; size
+   and cell come from the winning drawing's box.
 No training: the templates are the renderer's own outlines.
 """
 

@@ -1,9 +1,12 @@
 """Write reference image folders in GenEval's layout, to check the judge itself.
 
-`python -m glassdiff.evaluate.groundtruth OUTDIR [--per-prompt K]` writes
+`python -m glassdiff.evaluate.groundtruth OUTDIR [--per-prompt K] [--model DIR]` writes
 OUTDIR/truth-{seen,heldout} (renders drawn from each prompt's facts) and
 OUTDIR/noise-{seen,heldout} (uniform noise); judge them with
-`glassdiff eval --images OUTDIR/truth-seen`.
+`glassdiff eval --images OUTDIR/truth-seen`. With --model (a model folder, or
+"default"), also OUTDIR/autoencoded-{seen,heldout}: the same renders encoded
+and decoded by that model's autoencoder, the ceiling its decoder sets on any
+generation's score.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ def main(argv=None):
     parser.add_argument("outdir")
     parser.add_argument("--per-prompt", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default=None, help="also write the renders through this model's autoencoder")
     args = parser.parse_args(argv)
+    pipe = _pipeline(args.model) if args.model else None
     rng, noise = random.Random(args.seed), np.random.default_rng(args.seed)
     for name in ("seen", "heldout"):
         specs = load_prompts(name)
@@ -34,6 +39,28 @@ def main(argv=None):
         write_geneval_folder(f"{args.outdir}/truth-{name}", truth)
         write_geneval_folder(f"{args.outdir}/noise-{name}", fuzz)
         print(f"wrote {args.outdir}/truth-{name} and {args.outdir}/noise-{name} ({len(specs)} prompts)")
+        if pipe is not None:
+            write_geneval_folder(f"{args.outdir}/autoencoded-{name}",
+                                 [(s, round_trip(pipe, images), []) for s, images, _ in truth])
+            print(f"wrote {args.outdir}/autoencoded-{name}")
+
+
+def _pipeline(model: str):
+    from ..pipeline import Pipeline
+
+    return Pipeline.default() if model == "default" else Pipeline.load(model)
+
+
+def round_trip(pipe, images: list[Image.Image]) -> list[Image.Image]:
+    """Images encoded to latents and decoded again by the pipeline's autoencoder."""
+    import torch
+
+    from ..autoencoder import encode
+
+    pixels = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in images]).float() / 127.5 - 1
+    with torch.inference_mode():
+        decoded = pipe.decode_latents(encode(pipe.vae, pixels)).numpy()
+    return [Image.fromarray(d) for d in decoded]
 
 
 if __name__ == "__main__":

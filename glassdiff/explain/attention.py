@@ -44,6 +44,10 @@ class AttentionRecorder:
 
     def on_step(self, record) -> None:
         height, width = record.x_t.shape[-2:]
+        if record.eps_cond is None:  # guidance 0: the prompt is never read, so no word steers anything
+            self.pending.clear()
+            self.per_step.append(torch.zeros(record.x_t.shape[0], len(self.tokens), height, width))
+            return
         total = torch.zeros(())
         for probs in self.pending:
             if record.eps_uncond is not None:

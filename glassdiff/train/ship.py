@@ -1,4 +1,7 @@
-"""`python -m glassdiff.train.ship RUN/model glassdiff/weights`: install a trained pipeline as the embedded model.
+"""`python -m glassdiff.train.ship RUN/model glassdiff/weights [VAE]`: install a trained pipeline as the embedded model.
+
+VAE, when given, is an autoencoder folder that replaces the pipeline's (a decoder fine-tuned with
+`glassdiff train autoencoder --decoder-only`: same encoder, so the same latents).
 
 Weights are stored in fp16 (half the size) and load back as fp32; `check` measures
 what that costs on real generations (max pixel difference over a few prompts).
@@ -16,9 +19,16 @@ from ..pipeline import Pipeline
 CHECK_PROMPTS = ("a red circle", "two blue squares", "a yellow star left of a purple heart")
 
 
-def ship(source: str, target: str) -> int:
+def ship(source: str, target: str, vae: str | None = None) -> int:
     """Copy source -> target in fp16, keep target's MODEL_CARD.md; return the max pixel change fp32 -> fp16."""
     pipe = Pipeline.load(source)
+    if vae:
+        import torch
+        from diffusers import AutoencoderKL
+
+        pipe.vae = AutoencoderKL.from_pretrained(vae, torch_dtype=torch.float32).eval()
+        pipe.save(source + "-shipped")  # the fp32 reference the fp16 check compares against
+        source = source + "-shipped"
     card = os.path.join(target, "MODEL_CARD.md")
     kept = open(card).read() if os.path.exists(card) else None
     pipe.unet.half()
@@ -27,12 +37,31 @@ def ship(source: str, target: str) -> int:
     if kept is not None:
         with open(card, "w") as f:
             f.write(kept)
-    log = os.path.join(os.path.dirname(os.path.normpath(source)), "log.jsonl")
+    log = os.path.join(os.path.dirname(os.path.normpath(source)), "log.jsonl")  # RUN/log.jsonl
     if os.path.exists(log):
         from .plots import plot_losses
 
         plot_losses(log, os.path.join(target, "loss.png"))
     return check(source, target)
+
+
+def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
+    """n generations (seed 0) for benchmark prompts spread over every task, seen and held out, labelled."""
+    import json
+
+    from ..io import atomic_path
+    from .plots import labelled_grid
+
+    folder = os.path.join(os.path.dirname(__file__), "..", "evaluate", "prompts")
+    prompts = []
+    for name in ("seen.jsonl", "heldout.jsonl"):
+        with open(os.path.join(folder, name)) as f:
+            rows = [json.loads(line)["prompt"] for line in f if line.strip()]
+        prompts += rows[:: max(1, len(rows) // (n // 2))][: n // 2]
+    pipe = Pipeline.load(model)
+    images = [im for i in range(0, len(prompts), chunk) for im in pipe(prompts[i:i + chunk], seed=0).images]
+    with atomic_path(out_png) as tmp:
+        labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
 
 
 def check(a: str, b: str) -> int:
@@ -46,4 +75,5 @@ def check(a: str, b: str) -> int:
 
 
 if __name__ == "__main__":
-    print(f"max pixel difference fp32 -> fp16 weights: {ship(sys.argv[1], sys.argv[2])} (of 255)")
+    print(f"max pixel difference fp32 -> fp16 weights: {ship(*sys.argv[1:4])} (of 255)")
+    contact_sheet(sys.argv[2], os.path.join(sys.argv[2], "samples.png"))
