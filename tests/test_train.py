@@ -160,3 +160,23 @@ def test_init_starts_from_a_model_folder(tmp_path):
     init = os.path.join(first, "model")
     again = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "again"), steps=0, init=init, **TINY))
     assert again["weights_digest"] == weights_digest(UNet2DConditionModel.from_pretrained(init, subfolder="unet"))
+
+
+def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
+    from diffusers import AutoencoderKL
+
+    from glassdiff.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
+
+    tiny = dict(preset="tiny", size=16, crop=8, batch=4, examples=16, checkpoint_every=2, seed=1)
+    first = train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "ae"), steps=3, **tiny))
+    base = os.path.join(tmp_path, "ae", "vae")
+    tuned = train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "dec"), steps=3, init=base, decoder_only=True,
+                                                     lr=1e-2, **tiny))
+    assert tuned["scaling_factor"] == first["scaling_factor"]  # same encoder, same latents
+    before = AutoencoderKL.from_pretrained(base).state_dict()
+    after = AutoencoderKL.from_pretrained(os.path.join(tmp_path, "dec", "vae")).state_dict()
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder."))
+    with pytest.raises(BadInput, match="--init"):
+        train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "bad"), steps=1, decoder_only=True, **tiny))
