@@ -3,7 +3,9 @@
 1. end-to-end generation: diffusers' StableDiffusionPipeline on the same UNet,
    VAE and scheduler (fed our text embeddings, whose cost is added to its
    time) against glassdiff, same seed and steps, interleaved, median of N;
-2. peak memory of one generation in a fresh process, ours against diffusers'.
+2. peak memory of one generation in a fresh process, ours against diffusers';
+3. the explainer: building a report against the generation alone (same
+   prompt, seed and steps), interleaved, median of N, and the report's size.
 Timings on a shared machine are noisy: only the ratio of one run means much.
 """
 
@@ -105,10 +107,38 @@ def peak_memory() -> dict:
             "ratio_means": "diffusers peak / glassdiff peak (>1: glassdiff smaller)"}
 
 
+def time_report(repeats: int = 5, steps: int = 20) -> dict:
+    from .explain.report import build_report
+
+    pipe, what = _pipeline()
+    prompt, params = "a red star in the top left", dict(steps=steps, guidance=4.0, sampler="dpmpp_2m", seed=0)
+    pages = []
+
+    def report():
+        pages.append(build_report(pipe, prompt, params)[0])
+
+    runs = {"generation": lambda: pipe(prompt, **params), "report": report}
+    times = {name: [] for name in runs}
+    for fn in runs.values():  # warm up
+        fn()
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    generation_s, report_s = statistics.median(times["generation"]), statistics.median(times["report"])
+    return {"name": "explainer report against the generation alone", "model": what, "steps": steps,
+            "generation_s": generation_s, "report_s": report_s, "ratio": report_s / generation_s,
+            "report_mb": len(pages[-1].encode()) / 1e6, "ratio_means": "report time / generation time (target < 2)"}
+
+
 def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
-    results = [time_generation(repeats=3 if quick else 7), peak_memory()]
+    results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5)]
     for r in results:
-        if "glassdiff_s" in r:
+        if "report_s" in r:
+            print(f"{r['name']} ({r['steps']} steps): generation {r['generation_s'] * 1000:.0f} ms, "
+                  f"report {r['report_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}, {r['report_mb']:.2f} MB")
+        elif "glassdiff_s" in r:
             print(f"{r['name']} ({r['model']}, {r['size']}px, {r['steps']} {r['sampler']} steps, "
                   f"{r['threads']} threads): glassdiff {r['glassdiff_s'] * 1000:.0f} ms, "
                   f"diffusers {r['diffusers_s'] * 1000:.0f} ms, ratio {r['ratio']:.3f}")

@@ -90,10 +90,14 @@ class Branches:
         self.batch = batch
 
     def inputs(self, x_in: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor):
-        parts = [(x_in, uncond_context, self.uncond_rows), (x_in, context, self.cond_rows)]
-        xs = [x if len(rows) == self.batch else x[rows] for x, _, rows in parts if rows]
-        contexts = [c if len(rows) == self.batch else c[rows] for _, c, rows in parts if rows]
-        return torch.cat(xs) if len(xs) > 1 else xs[0], torch.cat(contexts) if len(contexts) > 1 else contexts[0]
+        """The UNet's batch: the empty-prompt rows, then the prompted rows."""
+        xs, contexts = [], []
+        for rows, ctx in ((self.uncond_rows, uncond_context), (self.cond_rows, context)):
+            if rows:
+                take = slice(None) if len(rows) == self.batch else rows
+                xs.append(x_in[take])
+                contexts.append(ctx[take])
+        return torch.cat(xs), torch.cat(contexts)
 
     def split(self, out: torch.Tensor):
         """(out_cond, out_uncond), each (B, ...) or None when no image ran it; rows not run are NaN."""
