@@ -27,7 +27,7 @@ test: install browser
 	$(PY) -m pytest -q
 
 # The embedded model's whole recipe, from scratch, in stages (about 3 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
-DENOISER_STEPS ?= 3750
+DENOISER_STEPS ?= 3500
 model: install
 	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
 	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec --init runs/autoencoder/vae --decoder-only \

@@ -20,7 +20,10 @@ import time
 
 import torch
 
+from .config import SamplingConfig
+
 PROMPT = "two blue squares above a red circle"
+STEPS = SamplingConfig().steps  # the default
 
 
 def _pipeline():
@@ -51,7 +54,7 @@ def _reference(pipe, sampler: str):
     return reference
 
 
-def time_generation(repeats: int = 7, steps: int = 20, guidance: float = 4.0, sampler: str = "dpmpp_2m") -> dict:
+def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0, sampler: str = "dpmpp_2m") -> dict:
     pipe, what = _pipeline()
     reference = _reference(pipe, sampler)
     size = pipe.native_size
@@ -81,7 +84,7 @@ def time_generation(repeats: int = 7, steps: int = 20, guidance: float = 4.0, sa
 
 _MEMORY_CHILD = """
 import resource, sys, torch
-from glassdiff.bench import _pipeline, _reference, PROMPT
+from glassdiff.bench import _pipeline, _reference, PROMPT, STEPS
 pipe, _ = _pipeline()
 if sys.argv[1] == "glassdiff":
     pipe(PROMPT, seed=0)
@@ -89,7 +92,7 @@ else:
     ref = _reference(pipe, "dpmpp_2m")
     with torch.no_grad():
         enc = pipe.text_encoder([PROMPT, ""])
-        ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=20,
+        ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=STEPS,
             guidance_scale=4.0, height=pipe.native_size, width=pipe.native_size,
             generator=torch.Generator().manual_seed(0))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

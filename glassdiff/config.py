@@ -16,7 +16,7 @@ class BadInput(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SamplingConfig:
-    steps: int = 20
+    steps: int = 15  # dpmpp_2m: 15 steps keep one 64x64 image under a second on 2 cores
     guidance: float = 4.0
     sampler: str = "dpmpp_2m"
     seed: int = 0

@@ -143,6 +143,8 @@ class Pipeline:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if scales is not None and len(scales) != cfg.batch * len(prompts):
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")
+        if scales is not None and attention:
+            raise BadInput("attention maps need one guidance scale for the whole batch; leave out scales")
         height, width = cfg.size_for(self.native_size, self.factor)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
         encoded = self.text_encoder(prompts + [cfg.negative])
@@ -154,7 +156,7 @@ class Pipeline:
         if attention:
             from .explain.attention import AttentionRecorder
 
-            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0])
+            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds))
             watchers += (attention_maps.on_step,)
         x_T = initial_noise((self.unet.config.in_channels, height // self.factor, width // self.factor), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)

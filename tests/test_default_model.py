@@ -23,8 +23,8 @@ def pipe():
 
 
 UNDERTRAINED = pytest.mark.xfail(strict=False, reason=(
-    "issue 4 open: the shipped model (3,250 CPU steps) draws coloured blobs, not yet shapes; "
-    "benchmark overall 0.032 seen / 0.053 heldout, attention peak in the named cell 8/54"))
+    "issue 4 open: the shipped model (8,000 CPU steps) still draws mostly coloured blobs; "
+    "benchmark overall 0.045 seen / 0.031 heldout, attention peak in the named cell 3/54"))
 
 
 def test_default_model_loads_and_is_deterministic(pipe):
@@ -80,3 +80,20 @@ def test_shape_word_attention_peaks_in_the_named_cell(pipe):
     hits = sum(f == cell for f, (_, cell) in zip(found, cases))
     print(f"attention peak in the named cell: {hits}/{len(cases)}")
     assert hits / len(cases) >= 0.8
+
+
+def test_default_autoencoder_keeps_what_the_judge_looks_for(pipe):
+    """The decoder's ceiling: ground-truth renders of the seen prompts, encoded and decoded, still mostly pass.
+
+    No generation can score above this; it is what the autoencoder costs the benchmark.
+    """
+    from glassdiff.evaluate.groundtruth import round_trip
+    from glassdiff.evaluate.prompts import load_prompts
+    from glassdiff.world import render, scene_from_spec
+
+    rng = random.Random(0)
+    specs = load_prompts("seen")
+    truth = [render(scene_from_spec(spec, rng)) for spec in specs]
+    passed = sum(judge(spec, detect(image)).passed for spec, image in zip(specs, round_trip(pipe, truth)))
+    print(f"seen prompts passing through the autoencoder: {passed}/{len(specs)}")
+    assert passed / len(specs) >= 0.75

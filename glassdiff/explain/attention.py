@@ -14,12 +14,14 @@ import torch.nn.functional as F
 
 
 class _RecordingProcessor:
-    def __init__(self, inner, sink):
-        self.inner, self.sink = inner, sink
+    def __init__(self, inner, sink, images: int):
+        self.inner, self.sink, self.images = inner, sink, images
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
         out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
         if encoder_hidden_states is not None:
+            # the prompted rows come last in the UNet's batch: only they are worth the extra q k^T
+            hidden_states, encoder_hidden_states = hidden_states[-self.images:], encoder_hidden_states[-self.images:]
             batch, n_query, _ = hidden_states.shape
             q = attn.to_q(hidden_states).view(batch, n_query, attn.heads, -1).transpose(1, 2)
             k = attn.to_k(encoder_hidden_states).view(batch, encoder_hidden_states.shape[1], attn.heads, -1)
@@ -31,12 +33,12 @@ class _RecordingProcessor:
 class AttentionRecorder:
     """Installs recording processors on a UNet's cross-attention layers; `detach()` restores them."""
 
-    def __init__(self, unet, tokens: list[str]):
+    def __init__(self, unet, tokens: list[str], images: int = 1):
         self.unet, self.tokens = unet, tokens
         self.original = unet.attn_processors
         self.pending: list[torch.Tensor] = []
         self.per_step: list[torch.Tensor] = []  # each (B, L, h, w)
-        unet.set_attn_processor({name: _RecordingProcessor(proc, self.pending.append) if "attn2" in name else proc
+        unet.set_attn_processor({name: _RecordingProcessor(proc, self.pending.append, images) if "attn2" in name else proc
                                  for name, proc in self.original.items()})
 
     def detach(self):
@@ -50,8 +52,6 @@ class AttentionRecorder:
             return
         total = torch.zeros(())
         for probs in self.pending:
-            if record.eps_uncond is not None:
-                probs = probs[probs.shape[0] // 2:]  # the prompted half of [uncond, cond]
             scale = round((height * width / probs.shape[1]) ** 0.5)
             grid = probs.transpose(1, 2).reshape(probs.shape[0], probs.shape[2], height // scale, width // scale)
             total = total + F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)

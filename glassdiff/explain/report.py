@@ -30,7 +30,7 @@ GUIDANCE_SWEEP = (0.0, 1.0)  # plus the run's own scale and twice it
 def png_uri(image: Image.Image) -> str:
     """The image at its own size (the page scales it up, pixelated: smaller files, quicker to build)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    image.save(buffer, format="PNG", compress_level=1)  # fast: the page is built while the user waits
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -65,11 +65,10 @@ Each strip below is one token's vector (blue negative, red positive).</p>
 </section>"""
 
 
-def step_panels(pipe, records: list[StepRecord], attention) -> list[dict]:
+def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> list[dict]:
     """Per step: the label and a data URI of every panel (one colour scale per quantity over all steps)."""
     final = records[-1].x_next[:1]
     basis = project_to_rgb(final)
-    x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()
     def first(t, like):  # a branch guidance skipped (s = 0 or 1) is shown as zeros
         return t[:1] if t is not None else torch.zeros_like(like[:1])
 
@@ -137,21 +136,20 @@ from every layer and summed over layers and all steps, over the final image (bri
 
 
 def sweep_scales(scale: float) -> list[float]:
-    """0, 1, and twice the run's own scale (8 when the run's is 0 or 1), beside the run itself."""
-    return [s for s in dict.fromkeys(GUIDANCE_SWEEP + (2 * scale if scale > 1 else 8.0,)) if s != scale]
+    """0, 1, the run's own scale, and twice it (8 when the run's is 0 or 1)."""
+    return sorted(set(GUIDANCE_SWEEP + (scale, 2 * scale if scale > 1 else 8.0)))
 
 
-def guidance_section(pipe, prompt, params, main_image: Image.Image, sweep_steps: int) -> str:
-    """The run's seed at other guidance scales, all in one batched loop (each image runs only the halves it needs)."""
-    scale = params["guidance"]
-    others = sweep_scales(scale)
-    swept = pipe([prompt] * len(others), scales=others, **{**params, "steps": sweep_steps}).images
-    shown = sorted([(s, image, f"s = {s:g}") for s, image in zip(others, swept)]
-                   + [(scale, main_image, f"s = {scale:g} (this run)")], key=lambda item: item[0])
-    figures = "".join(f"<figure>{_img(png_uri(image), f'guidance {s}', width=192)}<figcaption>{label}"
-                      f"</figcaption></figure>" for s, image, label in shown)
-    fewer = (f" The other scales are sampled with {sweep_steps} steps instead of {params['steps']}, to keep the report"
-             f" quick (`--sweep-steps` changes it)." if sweep_steps != params["steps"] else "")
+def guidance_section(pipe, prompt, params, sweep_steps: int) -> str:
+    """The run's seed at several guidance scales, all in one batched loop (each image runs only the halves it needs)."""
+    scales = sweep_scales(params["guidance"])
+    images = pipe([prompt] * len(scales), scales=scales, **{**params, "steps": sweep_steps}).images
+    figures = "".join(f"<figure>{_img(png_uri(image), f'guidance {s}', width=192)}<figcaption>s = {s:g}"
+                      f"{' (this run)' if s == params['guidance'] else ''}</figcaption></figure>"
+                      for s, image in zip(scales, images))
+    fewer = (f" To keep the report quick these are sampled with {sweep_steps} steps instead of the run's "
+             f"{params['steps']} (<code>--sweep-steps</code> changes it), so even the run's own scale looks a little "
+             f"different from the image above." if sweep_steps != params["steps"] else "")
     return f"""
 <section id="guidance"><h2>4. Guidance</h2>
 <p class="formula">eps = eps_uncond + s &middot; (eps_cond &minus; eps_uncond)</p>
@@ -222,23 +220,29 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 """
 
 
+def default_sweep_steps(steps: int) -> int:
+    """A quarter of the run's steps (at least 5, at most the run's): four images in one loop stay cheap."""
+    return min(steps, max(5, steps // 4))
+
+
 def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None):
     """(html, result) for one run; params are SamplingConfig's fields.
 
-    sweep_steps: steps of the guidance sweep's images (default: half the run's, at least 1).
+    sweep_steps: steps of the guidance sweep's images (default: default_sweep_steps).
     """
     result = pipe(prompt, trace=True, attention=True, **params)
     records, attention = result.trace, result.attention
     words = [w for w, _ in attention.word_maps()]
-    panels = step_panels(pipe, records, attention)
+    x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()  # once, for all panels
+    panels = step_panels(records, x0_images, attention)
     final = np.asarray(result.image)
     body = [text_section(pipe, prompt, words), steps_section(records, panels), words_section(final, attention, panels),
-            guidance_section(pipe, prompt, params, result.image, sweep_steps or max(1, params["steps"] // 2)),
+            guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"])),
             decoder_section(pipe, result.latents, result.image)]
     if compare:
         other = pipe(compare, trace=True, **params)
         body.append(compare_section(records, other.trace, prompt, compare))
-    strip = trajectory_strip(pipe, records)
+    strip = trajectory_strip(pipe, records, x0_images=x0_images)
     body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From pure noise on the left to the '
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
                 f'{_img(png_uri(strip), "trajectory strip", "trajectory")}</section>')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
@@ -15,13 +16,21 @@ def pick_steps(n_steps: int, columns: int) -> list[int]:
     return sorted({round(i * (n_steps - 1) / (columns - 1)) for i in range(columns)})
 
 
-def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: int = 2) -> Image.Image:
-    """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep."""
+def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: int = 2,
+                     x0_images: np.ndarray | None = None) -> Image.Image:
+    """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep.
+
+    x0_images: every step's x0_pred already decoded (uint8 (S, H, W, 3)), to skip decoding them again.
+    """
     chosen = pick_steps(len(records), columns - 1)
-    latents = torch.cat([records[0].x_t[:1] / records[0].x_t[:1].std()] + [records[i].x0_pred[:1] for i in chosen])
-    pixels = pipe.decode_latents(latents).numpy()
+    noise = pipe.decode_latents(records[0].x_t[:1] / records[0].x_t[:1].std()).numpy()
+    if x0_images is None:
+        steps = list(pipe.decode_latents(torch.cat([records[i].x0_pred[:1] for i in chosen])).numpy())
+    else:
+        steps = [x0_images[i] for i in chosen]
+    pixels = [noise[0]] + steps
     labels = ["noise x_T"] + [f"step {i + 1}/{len(records)}\nt={records[i].timestep:.0f}" for i in chosen]
-    size = pixels.shape[1] * scale
+    size = pixels[0].shape[0] * scale
     cell = max(size, 84)
     strip = Image.new("RGB", (cell * len(labels) + 4 * (len(labels) + 1), size + 40), "white")
     draw = ImageDraw.Draw(strip)
