@@ -56,8 +56,9 @@ def round_trip(pipe, images: list[Image.Image]) -> list[Image.Image]:
     import torch
 
     from ..autoencoder import encode
+    from ..train.data import to_tensor
 
-    pixels = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in images]).float() / 127.5 - 1
+    pixels = to_tensor(np.stack([np.asarray(im) for im in images]))
     with torch.inference_mode():
         decoded = pipe.decode_latents(encode(pipe.vae, pixels)).numpy()
     return [Image.fromarray(d) for d in decoded]

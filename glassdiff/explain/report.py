@@ -69,16 +69,18 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
     """Per step: the label and a data URI of every panel (one colour scale per quantity over all steps)."""
     final = records[-1].x_next[:1]
     basis = project_to_rgb(final)
+
     def first(t, like):  # a branch guidance skipped (s = 0 or 1) is shown as zeros
         return t[:1] if t is not None else torch.zeros_like(like[:1])
 
+    cond = [first(r.eps_cond, r.eps) for r in records]
+    uncond = [first(r.eps_uncond, r.eps) for r in records]
+    both_ran = [r.eps_cond is not None and r.eps_uncond is not None for r in records]
     quantities = {
         "x_t": [r.x_t[:1] / r.x_t[:1].std() for r in records],
-        "eps_cond": [first(r.eps_cond, r.eps) for r in records],
-        "eps_uncond": [first(r.eps_uncond, r.eps) for r in records],
-        "words_add": [first(r.eps_cond, r.eps) - first(r.eps_uncond, r.eps)
-                      if r.eps_cond is not None and r.eps_uncond is not None else torch.zeros_like(r.eps[:1])
-                      for r in records],
+        "eps_cond": cond,
+        "eps_uncond": uncond,
+        "words_add": [c - u if ran else torch.zeros_like(c) for c, u, ran in zip(cond, uncond, both_ran)],
         "eps": [r.eps[:1] for r in records],
         "x_next": [r.x_next[:1] / r.x_next[:1].std() for r in records],
     }

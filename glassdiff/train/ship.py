@@ -3,7 +3,7 @@
 VAE, when given, is an autoencoder folder that replaces the pipeline's (a decoder fine-tuned with
 `glassdiff train autoencoder --decoder-only`: same encoder, so the same latents).
 
-Weights are stored in fp16 (half the size) and load back as fp32; `check` measures
+Weights are stored in fp16 (half the size) and load back as fp32; `ship` measures
 what that costs on real generations (max pixel difference over a few prompts).
 """
 
@@ -27,8 +27,7 @@ def ship(source: str, target: str, vae: str | None = None) -> int:
         from diffusers import AutoencoderKL
 
         pipe.vae = AutoencoderKL.from_pretrained(vae, torch_dtype=torch.float32).eval()
-        pipe.save(source + "-shipped")  # the fp32 reference the fp16 check compares against
-        source = source + "-shipped"
+    reference = check_images(pipe)  # fp32, before the weights are halved
     card = os.path.join(target, "MODEL_CARD.md")
     kept = open(card).read() if os.path.exists(card) else None
     pipe.unet.half()
@@ -42,21 +41,19 @@ def ship(source: str, target: str, vae: str | None = None) -> int:
         from .plots import plot_losses
 
         plot_losses(log, os.path.join(target, "loss.png"))
-    return check(source, target)
+    shipped = check_images(Pipeline.load(target))
+    return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
 
 def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
     """n generations (seed 0) for benchmark prompts spread over every task, seen and held out, labelled."""
-    import json
-
+    from ..evaluate.prompts import load_prompts
     from ..io import atomic_path
     from .plots import labelled_grid
 
-    folder = os.path.join(os.path.dirname(__file__), "..", "evaluate", "prompts")
     prompts = []
-    for name in ("seen.jsonl", "heldout.jsonl"):
-        with open(os.path.join(folder, name)) as f:
-            rows = [json.loads(line)["prompt"] for line in f if line.strip()]
+    for name in ("seen", "heldout"):
+        rows = [spec["prompt"] for spec in load_prompts(name)]
         prompts += rows[:: max(1, len(rows) // (n // 2))][: n // 2]
     pipe = Pipeline.load(model)
     images = [im for i in range(0, len(prompts), chunk) for im in pipe(prompts[i:i + chunk], seed=0).images]
@@ -64,14 +61,8 @@ def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
         labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
 
 
-def check(a: str, b: str) -> int:
-    first, second = Pipeline.load(a), Pipeline.load(b)
-    worst = 0
-    for prompt in CHECK_PROMPTS:
-        x = np.asarray(first(prompt, seed=0).image, dtype=int)
-        y = np.asarray(second(prompt, seed=0).image, dtype=int)
-        worst = max(worst, int(np.abs(x - y).max()))
-    return worst
+def check_images(pipe) -> list[np.ndarray]:
+    return [np.asarray(pipe(prompt, seed=0).image, dtype=int) for prompt in CHECK_PROMPTS]
 
 
 if __name__ == "__main__":
