@@ -42,12 +42,20 @@ def _pipeline():
                     scheduler_preset()), "random weights, default preset"
 
 
-def _reference(pipe, sampler: str):
+def _reference(pipe, sampler: str, copy_weights: bool = True):
+    """diffusers as a user runs it: the same weights, in PyTorch's default (NCHW) layout.
+
+    copy_weights=False converts pipe's own modules instead (for a process that measures diffusers alone).
+    """
+    import copy
+
     from diffusers import StableDiffusionPipeline
 
     from .schedulers import make_scheduler
 
-    reference = StableDiffusionPipeline(vae=pipe.vae, text_encoder=None, tokenizer=None, unet=pipe.unet,
+    unet, vae = ((copy.deepcopy(m) if copy_weights else m).to(memory_format=torch.contiguous_format)
+                 for m in (pipe.unet, pipe.vae))
+    reference = StableDiffusionPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
                                         scheduler=make_scheduler(sampler, pipe.scheduler_config),
                                         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     reference.set_progress_bar_config(disable=True)
@@ -89,7 +97,7 @@ pipe, _ = _pipeline()
 if sys.argv[1] == "glassdiff":
     pipe(PROMPT, seed=0)
 else:
-    ref = _reference(pipe, "dpmpp_2m")
+    ref = _reference(pipe, "dpmpp_2m", copy_weights=False)
     with torch.no_grad():
         enc = pipe.text_encoder([PROMPT, ""])
         ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=STEPS,

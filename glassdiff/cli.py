@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compare", default=None, help="a second prompt whose latent path is plotted beside")
     e.add_argument("--gif", default=None, help="also write the denoising as an animated GIF")
     e.add_argument("--sweep-steps", type=int, default=None,
-                   help="steps of the guidance sweep images (default: a quarter of --steps, at least 5)")
+                   help="steps of the guidance sweep images (default: a fifth of --steps, at least 4)")
     e.set_defaults(fn=cmd_explain)
 
     v = sub.add_parser("eval", help="GenEval-style prompt-fidelity benchmark")

@@ -54,13 +54,14 @@ class TextEncoder:
         self.dim = self.model.config.hidden_size
 
     @torch.no_grad()
-    def __call__(self, prompts: list[str]) -> Encoded:
+    def __call__(self, prompts: list[str], padding: str = "max_length") -> Encoded:
+        """padding="longest" pads only to the batch's longest prompt (the UNet always reads max_length tokens)."""
         full = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
         for prompt, ids in zip(prompts, full):
             if len(ids) > self.max_length:
                 warnings.warn(f"prompt truncated: {len(ids) - self.max_length} of its tokens beyond "
                               f"the first {self.max_length} were dropped ({prompt[:40]!r}...)", stacklevel=2)
-        batch = self.tokenizer(prompts, padding="max_length", max_length=self.max_length,
+        batch = self.tokenizer(prompts, padding=padding, max_length=self.max_length,
                                truncation=True, return_tensors="pt")
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in batch["input_ids"].tolist()]
@@ -68,7 +69,7 @@ class TextEncoder:
 
     def word_vectors(self, words: list[str]) -> torch.Tensor:
         """One unit vector per word or phrase (mean of its real tokens), for similarity views."""
-        enc = self(words)
+        enc = self(words, padding="longest")  # padding is masked out: shorter is quicker, same vectors
         m = enc.mask.unsqueeze(-1).float()
         vectors = (enc.context * m).sum(1) / m.sum(1)
         return torch.nn.functional.normalize(vectors, dim=-1)

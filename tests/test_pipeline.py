@@ -27,7 +27,8 @@ def test_same_seed_same_image_with_or_without_observers(tiny_pipe):
 def test_batch_images_equal_single_runs_of_their_seeds(tiny_pipe):
     batch = tiny_pipe("two blue squares", seed=10, batch=3, steps=3, sampler="euler_a")
     single = tiny_pipe("two blue squares", seed=11, steps=3, sampler="euler_a")
-    torch.testing.assert_close(batch.latents[1:2], single.latents, atol=1e-5, rtol=1e-5)
+    # oneDNN picks its convolution kernels by batch size: equal up to float rounding, not bit for bit
+    torch.testing.assert_close(batch.latents[1:2], single.latents, atol=2e-4, rtol=1e-4)
     assert batch.seeds == [10, 11, 12]
 
 

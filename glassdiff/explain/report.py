@@ -223,8 +223,8 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 
 
 def default_sweep_steps(steps: int) -> int:
-    """A quarter of the run's steps (at least 5, at most the run's): four images in one loop stay cheap."""
-    return min(steps, max(5, steps // 4))
+    """A fifth of the run's steps (at least 4, at most the run's): four images in one loop stay cheap."""
+    return min(steps, max(4, steps // 5))
 
 
 def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None):
