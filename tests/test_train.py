@@ -180,3 +180,18 @@ def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
     assert any(not torch.equal(v, after[k]) for k, v in before.items() if k.startswith("decoder."))
     with pytest.raises(BadInput, match="--init"):
         train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "bad"), steps=1, decoder_only=True, **tiny))
+
+
+@pytest.mark.parametrize("preset", ["shapes64", "tiny"])
+def test_unet_preset_attention_heads_have_the_intended_width(preset):
+    # diffusers reads `attention_head_dim` as a head count; the preset must ask for heads of HEAD_DIM channels
+    from diffusers import UNet2DConditionModel
+
+    from glassdiff.config import HEAD_DIM, unet_preset
+
+    unet = UNet2DConditionModel(**unet_preset(preset))
+    cross = [m for name, m in unet.named_modules() if name.endswith("attn2")]
+    assert cross
+    for attn in cross:
+        width = attn.to_q.out_features
+        assert width // attn.heads == min(HEAD_DIM, width)
