@@ -27,6 +27,7 @@ test: install browser
 	$(PY) -m pytest -q
 
 # The embedded model's whole recipe, from scratch, in stages (about 3 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The shipped weights were trained with the UNet preset's old layout, 32 heads of 4-6 channels (see config.HEAD_DIM).
 DENOISER_STEPS ?= 3500
 model: install
 	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
