@@ -185,11 +185,10 @@ def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
 @pytest.mark.parametrize("preset", ["shapes64", "tiny"])
 def test_unet_preset_attention_heads_have_the_intended_width(preset):
     # diffusers reads `attention_head_dim` as a head count; the preset must ask for heads of HEAD_DIM channels
-    from diffusers import UNet2DConditionModel
-
     from glassdiff.config import HEAD_DIM, unet_preset
+    from glassdiff.denoiser import build_unet
 
-    unet = UNet2DConditionModel(**unet_preset(preset))
+    unet = build_unet(unet_preset(preset))
     cross = [m for name, m in unet.named_modules() if name.endswith("attn2")]
     assert cross
     for attn in cross:
