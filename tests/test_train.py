@@ -150,16 +150,28 @@ def test_two_process_ddp_ranks_end_identical_and_match_one_process(tmp_path):
     assert single["world_size"] == 1
 
 
-def test_init_starts_from_a_model_folder(tmp_path):
+def test_init_continues_a_model_folder_in_its_own_layout(tmp_path):
     from diffusers import UNet2DConditionModel
 
-    from glassdiff.train.denoiser import weights_digest
+    from glassdiff.train.denoiser import _initial_unet, weights_digest
 
     first = str(tmp_path / "first")
-    train_denoiser(DenoiserTrainConfig(out=first, steps=2, **TINY))
+    train_denoiser(DenoiserTrainConfig(out=first, steps=2, heads=2, **TINY))  # the preset alone would give 1 head
     init = os.path.join(first, "model")
     again = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "again"), steps=0, init=init, **TINY))
     assert again["weights_digest"] == weights_digest(UNet2DConditionModel.from_pretrained(init, subfolder="unet"))
+    continued = _initial_unet(DenoiserTrainConfig(init=init, **TINY), text_dim=384, latent_channels=8)
+    assert continued.config.attention_head_dim == 2
+
+
+def test_a_continued_run_draws_the_batches_after_the_steps_its_init_took():
+    from glassdiff.train.denoiser import step_batch
+
+    cache = {"latents": torch.zeros(40, 2, 4, 4)}
+    fresh, continued = DenoiserTrainConfig(**TINY), DenoiserTrainConfig(step_offset=7, **TINY)
+    for a, b in zip(step_batch(fresh, cache, 7 + 2, 5), step_batch(continued, cache, 2, 5)):
+        assert torch.equal(a, b)
+    assert not torch.equal(step_batch(fresh, cache, 2, 5)[2], step_batch(continued, cache, 2, 5)[2])
 
 
 def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):

@@ -38,6 +38,7 @@ class DenoiserTrainConfig:
     out: str = "runs/denoiser"
     vae: str = "runs/autoencoder/vae"
     preset: str = "shapes64"
+    heads: int = 0  # attention heads per UNet block; 0: heads of HEAD_DIM channels (the shipped model has 32 heads)
     size: int = 64
     steps: int = 3000
     batch: int = 32
@@ -50,8 +51,9 @@ class DenoiserTrainConfig:
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
     data: str | None = None
-    init: str | None = None  # start from this model folder's UNet (e.g. glassdiff/weights) instead of random
+    init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     seed: int = 0
+    step_offset: int = 0  # steps the --init model took: a continued run draws the batches that come after them
     checkpoint_every: int = 250
     sample_every: int = 500
     resume: bool = False
@@ -97,6 +99,7 @@ def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) 
 
 def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch: int):
     """The global batch of `step`: indices, timesteps, noise, dropout mask; a function of (seed, step) only."""
+    step += cfg.step_offset
     n = len(cache["latents"])
     epoch, offset = divmod(step, steps_per_epoch)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
@@ -138,12 +141,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     text_encoder = TextEncoder()
     cache = load_or_build_cache(cfg, vae, text_encoder, rank)
     scheduler = DDPMScheduler(**scheduler_preset())
-    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim, vae.config.latent_channels)).to(cfg.device)
-    if cfg.init:
-        from diffusers import UNet2DConditionModel
-
-        unet.load_state_dict(UNet2DConditionModel.from_pretrained(cfg.init, subfolder="unet",
-                                                                  torch_dtype=torch.float32).state_dict())
+    unet = _initial_unet(cfg, text_encoder.dim, vae.config.latent_channels).to(cfg.device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(unet, cfg.ema_decay)
     ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
@@ -180,7 +178,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema.shadow,
                                         "step": done, "config": config_dict(cfg)})
-            _write_model(cfg, ema, vae, text_encoder)
+            _write_model(cfg, ema, vae, text_encoder, dict(unet.config))
         if rank == 0 and (done % cfg.sample_every == 0 or done == cfg.steps):
             _write_samples(cfg, done)
     if dist.is_initialized():
@@ -206,6 +204,15 @@ def _fresh_vae(cfg):
     return build_autoencoder(autoencoder_preset("tiny" if cfg.size <= 16 else cfg.preset))
 
 
+def _initial_unet(cfg, text_dim: int, latent_channels: int):
+    """A fresh preset UNet, or the --init model's UNet with its own config (a continued run keeps its layout)."""
+    if not cfg.init:
+        return build_unet(unet_preset(cfg.preset, text_dim, latent_channels, cfg.heads))
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_pretrained(cfg.init, subfolder="unet", torch_dtype=torch.float32)
+
+
 def _accumulate(buckets: torch.Tensor, t: torch.Tensor, losses: torch.Tensor, num_train_timesteps: int):
     which = (t * NOISE_BUCKETS // num_train_timesteps).clamp(max=NOISE_BUCKETS - 1)
     buckets[0].index_add_(0, which, losses)
@@ -220,11 +227,11 @@ def _log_step(cfg, step, loss, buckets, elapsed):
     log_line(os.path.join(cfg.out, "log.jsonl"), record)
 
 
-def _write_model(cfg, ema, vae, text_encoder):
+def _write_model(cfg, ema, vae, text_encoder, unet_config: dict):
     """The EMA weights as a pipeline folder (out/model), written atomically."""
     from ..pipeline import Pipeline
 
-    unet = build_unet(unet_preset(cfg.preset, text_encoder.dim, vae.config.latent_channels))
+    unet = build_unet({k: v for k, v in unet_config.items() if not k.startswith("_")})
     unet.load_state_dict(ema.shadow)
     Pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler_config=scheduler_preset()).save(
         os.path.join(cfg.out, "model"))
