@@ -97,3 +97,12 @@ def test_default_autoencoder_keeps_what_the_judge_looks_for(pipe):
     passed = sum(judge(spec, detect(image)).passed for spec, image in zip(specs, round_trip(pipe, truth)))
     print(f"seen prompts passing through the autoencoder: {passed}/{len(specs)}")
     assert passed / len(specs) >= 0.75
+
+
+def test_word_swap_probe_sees_the_default_model_use_its_caption(pipe):
+    """The probe measures conditioning: wrong colour words or no caption at all predict the objects worse."""
+    from glassdiff.train.probe import probe
+
+    errors = probe(pipe, scenes=32, timesteps=(600,))[600]
+    assert errors["true"] < errors["colour swapped"]
+    assert errors["true"] < errors["empty"]

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from glassdiff.config import BadInput
+from glassdiff.world.vocab import COLORS, SHAPES
 from glassdiff.train.data import folder_examples
 from glassdiff.train.denoiser import DenoiserTrainConfig, train_denoiser
 
@@ -206,3 +207,18 @@ def test_unet_preset_attention_heads_have_the_intended_width(preset):
     for attn in cross:
         width = attn.to_q.out_features
         assert width // attn.heads == min(HEAD_DIM, width)
+
+
+def test_probe_swaps_only_the_words_it_names():
+    from glassdiff.train.probe import VARIANTS, probe_scenes
+    from glassdiff.world.vocab import plural
+
+    shape_words = set(SHAPES) | {plural(s) for s in SHAPES}
+    captions, images, _backgrounds = probe_scenes(12, seed=1, size=16)
+    assert images.shape == (12, 16, 16, 3)
+    for true, shape, colour in zip(captions["true"], captions["shape swapped"], captions["colour swapped"]):
+        for other, words in ((shape, shape_words), (colour, set(COLORS))):
+            assert len(true.split()) == len(other.split())  # the same sentence ...
+            changed = {w for pair in zip(true.split(), other.split()) if pair[0] != pair[1] for w in pair}
+            assert changed & words and changed <= words | {"a", "an"}  # ... with only those words (and articles) new
+    assert captions["empty"] == [""] * 12 and set(captions) == set(VARIANTS)
