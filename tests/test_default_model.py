@@ -23,8 +23,8 @@ def pipe():
 
 
 UNDERTRAINED = pytest.mark.xfail(strict=False, reason=(
-    "issue 4 open: the shipped model (8,000 CPU steps) still draws mostly coloured blobs; "
-    "benchmark overall 0.045 seen / 0.031 heldout, attention peak in the named cell 3/54"))
+    "issue 4 open: the shipped model (12,500 CPU steps) still draws mostly coloured blobs; "
+    "benchmark overall 0.103 seen / 0.118 heldout, attention peak in the named cell 6/54"))
 
 
 def test_default_model_loads_and_is_deterministic(pipe):

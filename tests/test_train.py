@@ -222,3 +222,13 @@ def test_probe_swaps_only_the_words_it_names():
             changed = {w for pair in zip(true.split(), other.split()) if pair[0] != pair[1] for w in pair}
             assert changed & words and changed <= words | {"a", "an"}  # ... with only those words (and articles) new
     assert captions["empty"] == [""] * 12 and set(captions) == set(VARIANTS)
+
+
+def test_learning_rate_warms_up_then_stays_or_decays_by_a_cosine():
+    from glassdiff.train.common import lr_at
+
+    assert lr_at(0, 1e-3, 10) == pytest.approx(1e-4)
+    assert lr_at(500, 1e-3, 10, total=1000) == pytest.approx(1e-3)  # constant unless asked to decay
+    assert lr_at(10, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-3)
+    assert lr_at(510, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(0.55e-3)  # half-way: the mean
+    assert lr_at(1010, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 
@@ -30,8 +31,13 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def lr_at(step: int, base_lr: float, warmup: int) -> float:
-    return base_lr * min(1.0, (step + 1) / max(1, warmup))
+def lr_at(step: int, base_lr: float, warmup: int, total: int = 0, decay_to: float = 1.0) -> float:
+    """Linear warm-up, then constant (decay_to 1) or cosine down to base_lr * decay_to at step `total`."""
+    rate = base_lr * min(1.0, (step + 1) / max(1, warmup))
+    if decay_to == 1.0 or step < warmup or total <= warmup:
+        return rate
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return rate * (decay_to + (1 - decay_to) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class EMA:
@@ -64,7 +70,8 @@ def load_checkpoint(path: str, config: dict) -> dict:
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise BadInput(f"cannot read checkpoint {path}: {err}; delete it or point --out elsewhere") from err
     theirs = state.get("config", {})
-    mismatched = sorted(k for k in config if k not in ("steps", "resume") and theirs.get(k) != config[k])
+    # an option newer than the checkpoint is taken to have been at its default (new options keep the old behaviour)
+    mismatched = sorted(k for k in config if k not in ("steps", "resume") and theirs.get(k, config[k]) != config[k])
     if mismatched:
         raise BadInput(f"checkpoint {path} was written by another config (differs in {', '.join(mismatched)}); "
                        f"use the same options or a new --out")

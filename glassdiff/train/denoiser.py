@@ -44,6 +44,7 @@ class DenoiserTrainConfig:
     batch: int = 32
     lr: float = 4e-4
     warmup: int = 100
+    decay_to: float = 1.0  # final learning rate as a share of --lr, reached by a cosine at --steps; 1: constant
     grad_clip: float = 1.0  # max gradient norm; 0 disables
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0  # 0 or less: unweighted v-MSE
@@ -163,7 +164,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         losses = v_loss(model, scheduler, cfg, cache, idx[mine], t[mine], noise[mine], drop[mine], cfg.device)
         loss = losses.mean()
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.decay_to)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
