@@ -230,9 +230,11 @@ def _log_step(cfg, step, loss, buckets, elapsed):
 
 def _write_model(cfg, ema, vae, text_encoder, unet_config: dict):
     """The EMA weights as a pipeline folder (out/model), written atomically."""
+    from diffusers import UNet2DConditionModel
+
     from ..pipeline import Pipeline
 
-    unet = build_unet({k: v for k, v in unet_config.items() if not k.startswith("_")})
+    unet = UNet2DConditionModel.from_config(unet_config)
     unet.load_state_dict(ema.shadow)
     Pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler_config=scheduler_preset()).save(
         os.path.join(cfg.out, "model"))

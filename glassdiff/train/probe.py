@@ -20,6 +20,8 @@ import sys
 import numpy as np
 import torch
 
+from ..evaluate.detect import FOREGROUND_DISTANCE
+from ..schedulers import make_scheduler, to_x0_and_eps
 from ..world import render_array, sample_spec, scene_from_spec
 from ..world.captions import caption
 from ..world.vocab import BACKGROUNDS, COLORS, SHAPES
@@ -27,7 +29,6 @@ from .data import to_tensor
 
 TIMESTEPS = (200, 400, 600, 800, 950)
 VARIANTS = ("true", "shape swapped", "colour swapped", "empty")
-OBJECT_DISTANCE = 32  # RGB distance from the background colour that marks an object's pixel
 
 
 def swapped(spec: dict, key: str, choices, rng: random.Random) -> dict:
@@ -62,7 +63,7 @@ def probe_scenes(n: int, seed: int, size: int):
 
 def object_cells(images: np.ndarray, backgrounds: np.ndarray, side: int) -> torch.Tensor:
     """(n, 1, side, side) 1 where most of a latent cell's pixels belong to an object."""
-    far = np.abs(images.astype(np.int16) - backgrounds[:, None, None, :]).max(axis=-1) > OBJECT_DISTANCE
+    far = np.abs(images.astype(np.int16) - backgrounds[:, None, None, :]).max(axis=-1) > FOREGROUND_DISTANCE
     share = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(far).float()[:, None], side)
     return (share > 0.5).float()
 
@@ -75,32 +76,17 @@ def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS) -> dict:
     cells = object_cells(images, backgrounds, x0.shape[-1])
     contexts = {name: pipe.text_encoder(texts).context for name, texts in captions.items()}
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    alphas = _alphas_cumprod(pipe.scheduler_config)
+    scheduler = make_scheduler("ddpm", pipe.scheduler_config)
     errors = {}
     for t in timesteps:
-        a, s = alphas[t].sqrt(), (1 - alphas[t]).sqrt()
-        x_t = a * x0 + s * noise
+        alpha_bar = float(scheduler.alphas_cumprod[t])
+        x_t = alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * noise
         errors[t] = {}
         for name, context in contexts.items():
             out = pipe.unet(x_t, torch.full((len(x0),), t), encoder_hidden_states=context, return_dict=False)[0]
-            x0_pred = _clean_latent(out, x_t, a, s, pipe.scheduler_config.get("prediction_type", "epsilon"))
+            x0_pred = to_x0_and_eps(out, x_t, alpha_bar, scheduler.config.prediction_type)[0]
             errors[t][name] = float(((x0_pred - x0).pow(2) * cells).sum() / (cells.sum() * x0.shape[1]))
     return errors
-
-
-def _alphas_cumprod(scheduler_config: dict) -> torch.Tensor:
-    from diffusers import DDPMScheduler
-
-    keys = ("num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "trained_betas")
-    return DDPMScheduler(**{k: scheduler_config[k] for k in keys if k in scheduler_config}).alphas_cumprod
-
-
-def _clean_latent(out, x_t, a, s, prediction_type: str) -> torch.Tensor:
-    if prediction_type == "v_prediction":
-        return a * x_t - s * out
-    if prediction_type == "sample":
-        return out
-    return (x_t - s * out) / a
 
 
 def table(errors: dict) -> str:
