@@ -26,7 +26,7 @@ demo: install
 test: install browser
 	$(PY) -m pytest -q
 
-# The embedded model's whole recipe, from scratch, in stages (about 5 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The embedded model's whole recipe, from scratch, in stages (about 6.5 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
 FINAL_STEPS ?= 4500
 model: install
@@ -35,14 +35,16 @@ model: install
 		--batch 16 --lr 5e-4 --steps 1200 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --heads 32 --steps 3250 \
 		--grad-clip 0 --seed 0
-	mkdir -p runs/d2 runs/d3 runs/d4 && for d in d2 d3 d4; do cp runs/denoiser/cache.pt runs/$$d/; done
+	mkdir -p runs/d2 runs/d3 runs/d4 runs/d5 && for d in d2 d3 d4 d5; do cp runs/denoiser/cache.pt runs/$$d/; done
 	$(VENV)/bin/glassdiff train denoiser --out runs/d2 --vae runs/autoencoder/vae --init runs/denoiser/model \
 		--lr 1e-3 --warmup 200 --steps 1250 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d3 --vae runs/autoencoder/vae --init runs/d2/model \
 		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --steps 3500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d4 --vae runs/autoencoder/vae --init runs/d3/model \
-		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 8000 --steps $(FINAL_STEPS) --seed 0
-	$(PY) -m glassdiff.train.ship runs/d4/model glassdiff/weights runs/ae_dec/vae
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 8000 --steps 4500 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/d5 --vae runs/autoencoder/vae --init runs/d4/model \
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 12500 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 0
+	$(PY) -m glassdiff.train.ship runs/d5/model glassdiff/weights runs/ae_dec/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

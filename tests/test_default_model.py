@@ -23,8 +23,8 @@ def pipe():
 
 
 UNDERTRAINED = pytest.mark.xfail(strict=False, reason=(
-    "issue 4 open: the shipped model (12,500 CPU steps) still draws mostly coloured blobs; "
-    "benchmark overall 0.103 seen / 0.118 heldout, attention peak in the named cell 6/54"))
+    "issue 4 open: the shipped model (17,000 CPU steps) still misplaces most objects; "
+    "benchmark overall 0.186 seen / 0.218 heldout (position 0.019), attention peak in the named cell 6/54"))
 
 
 def test_default_model_loads_and_is_deterministic(pipe):
@@ -37,7 +37,6 @@ def test_default_model_loads_and_is_deterministic(pipe):
     assert float(pixels.std(0).mean()) > 5  # not a blank canvas
 
 
-@UNDERTRAINED
 def test_default_model_draws_simple_prompts(pipe):
     specs = [{"tag": "colors", "include": [{"class": shape, "count": 1, "color": color}]}
              for shape, color in (("circle", "red"), ("square", "blue"), ("triangle", "green"), ("heart", "pink"))]

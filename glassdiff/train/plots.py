@@ -28,7 +28,7 @@ def plot_losses(log_path: str, out_png: str):
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(steps, losses, color="#bbb", lw=0.5, label="per step")
     left.plot(steps, smooth, color="#c33", lw=1.5, label="smoothed")
-    left.set(xlabel="step", ylabel="weighted v loss", yscale="log", title="training loss")
+    left.set(xlabel="step", ylabel="v-prediction loss (as trained)", yscale="log", title="training loss")
     left.legend()
     by_noise = [r for r in rows if "loss_by_noise" in r]
     for r in by_noise[:: max(1, len(by_noise) // 5)] + by_noise[-1:]:
