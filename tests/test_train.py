@@ -80,6 +80,8 @@ def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkey
     assert len(calls) == 1
     train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12}))
     assert len(calls) == 2
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5}))
+    assert len(calls) == 3
 
 
 def make_folder(path, layout="txt"):

@@ -44,6 +44,21 @@ def test_training_specs_never_show_heldout_compositions():
         assert not any((o.color, o.shape) in HELDOUT_COLOR_SHAPE for o in scene.objects)
 
 
+@pytest.mark.parametrize("p_color", [0.0, 0.5, 1.0])
+def test_caption_colour_share_is_honoured_and_uncoloured_objects_take_any_colour(p_color):
+    rng = random.Random(3)
+    named, colors_drawn = [], set()
+    for _ in range(300):
+        spec = sample_spec(rng, p_color=p_color)
+        scene = scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE)
+        assert judge(spec, detect(render(scene))).passed, spec["prompt"]
+        named += ["color" in entry for entry in spec["include"]]
+        colors_drawn |= {o.color for o in scene.objects}
+    # a little under p_color: specs naming a held-out colour-shape pair are drawn again
+    assert abs(sum(named) / len(named) - p_color) < 0.1
+    assert colors_drawn == set(COLORS)  # with no colour named, every colour still appears
+
+
 def test_single_object_rule():
     spec = {"tag": "single_object", "include": [one("star")]}
     assert verdict(spec, obj("star", "red", 0.3, 0.5, 0.5)).passed

@@ -27,12 +27,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1):
+def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1, p_color: float = 0.85):
     """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in seed."""
     rng = random.Random(seed)
     captions, images = [], []
     for _ in range(n):
-        spec = sample_spec(rng)
+        spec = sample_spec(rng, p_color=p_color)
         captions.append(spec["prompt"])
         for _k in range(scenes_per_caption):
             images.append(render_array(scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE), size))

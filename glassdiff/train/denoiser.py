@@ -51,6 +51,7 @@ class DenoiserTrainConfig:
     caption_dropout: float = 0.1
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
+    caption_colors: float = 0.85  # share of objects whose caption names their colour (the benchmark mostly names none)
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     seed: int = 0
@@ -62,7 +63,8 @@ class DenoiserTrainConfig:
 
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
-    return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption", "data", "seed")}
+    return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption",
+                                   "caption_colors", "data", "seed")}
 
 
 @torch.no_grad()
@@ -72,7 +74,8 @@ def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
         captions, images, _skipped = folder_examples(cfg.data, cfg.size)
         per = 1
     else:
-        captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption)
+        captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption,
+                                           cfg.caption_colors)
         per = cfg.scenes_per_caption
     latents = torch.cat([vae.encode(to_tensor(images[i:i + 256])).latent_dist.mean * vae.config.scaling_factor
                          for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])

@@ -78,20 +78,23 @@ def _entry(rng, shape, p_color=0.85, p_size=0.3, heldout=False, count=1):
     return entry
 
 
-def sample_spec(rng: random.Random, heldout: bool = False) -> dict:
-    """A random training spec; with heldout=False it never names a held-out composition."""
+def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = 0.85) -> dict:
+    """A random training spec; with heldout=False it never names a held-out composition.
+
+    p_color is the share of objects whose colour the caption names; an object
+    without one is drawn in any colour."""
     while True:
-        spec = _draw_spec(rng, heldout)
+        spec = _draw_spec(rng, heldout, p_color)
         if spec is not None:
             spec["prompt"] = caption(spec, rng)
             return spec
 
 
-def _draw_spec(rng: random.Random, heldout: bool) -> dict | None:
+def _draw_spec(rng: random.Random, heldout: bool, p_color: float) -> dict | None:
     tag = rng.choices(list(TRAIN_TAGS), weights=list(TRAIN_TAGS.values()))[0]
     if tag in ("single_object", "counting"):
         count = 1 if tag == "single_object" else rng.randint(2, 4)
-        entry = _entry(rng, rng.choice(SHAPES), heldout=heldout, count=count)
+        entry = _entry(rng, rng.choice(SHAPES), p_color, heldout=heldout, count=count)
         if entry is None:
             return None
         if count == 1 and rng.random() < 0.35:
@@ -101,7 +104,7 @@ def _draw_spec(rng: random.Random, heldout: bool) -> dict | None:
         a, b = rng.sample(SHAPES, 2)
         if not heldout and frozenset((a, b)) in HELDOUT_SHAPE_PAIRS:
             return None
-        first, second = _entry(rng, a, heldout=heldout), _entry(rng, b, heldout=heldout)
+        first, second = _entry(rng, a, p_color, heldout=heldout), _entry(rng, b, p_color, heldout=heldout)
         if first is None or second is None:
             return None
         if tag == "position":
