@@ -26,7 +26,7 @@ demo: install
 test: install browser
 	$(PY) -m pytest -q
 
-# The embedded model's whole recipe, from scratch, in stages (about 6.5 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The embedded model's whole recipe, from scratch, in stages (about 8 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
 FINAL_STEPS ?= 4500
 model: install
@@ -43,8 +43,10 @@ model: install
 	$(VENV)/bin/glassdiff train denoiser --out runs/d4 --vae runs/autoencoder/vae --init runs/d3/model \
 		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 8000 --steps 4500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d5 --vae runs/autoencoder/vae --init runs/d4/model \
-		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 12500 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 0
-	$(PY) -m glassdiff.train.ship runs/d5/model glassdiff/weights runs/ae_dec/vae
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 12500 --decay-to 0.1 --steps 4500 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/d6 --vae runs/autoencoder/vae --init runs/d5/model --caption-colors 0.5 \
+		--lr 5e-4 --warmup 100 --min-snr-gamma 0 --step-offset 17000 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 0
+	$(PY) -m glassdiff.train.ship runs/d6/model glassdiff/weights runs/ae_dec/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

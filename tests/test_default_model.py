@@ -23,8 +23,8 @@ def pipe():
 
 
 UNDERTRAINED = pytest.mark.xfail(strict=False, reason=(
-    "issue 4 open: the shipped model (17,000 CPU steps) still misplaces most objects; "
-    "benchmark overall 0.186 seen / 0.218 heldout (position 0.019), attention peak in the named cell 6/54"))
+    "issue 4 open: the shipped model (21,500 CPU steps) still misplaces most objects; "
+    "benchmark overall 0.256 seen / 0.253 heldout (position 0.034), attention peak in the named cell 10/54"))
 
 
 def test_default_model_loads_and_is_deterministic(pipe):
