@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..config import BadInput
 from ..world import HELDOUT_COLOR_SHAPE, render_array, sample_spec, scene_from_spec
+from ..world.captions import NAMED_COLOR_SHARE
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -27,7 +28,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1, p_color: float = 0.85):
+def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1,
+                    p_color: float = NAMED_COLOR_SHARE):
     """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in seed."""
     rng = random.Random(seed)
     captions, images = [], []

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..config import autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import build_unet
 from ..io import state_digest
+from ..world.captions import NAMED_COLOR_SHARE
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
 from .data import folder_examples, shapes_examples, to_tensor
@@ -51,7 +52,7 @@ class DenoiserTrainConfig:
     caption_dropout: float = 0.1
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
-    caption_colors: float = 0.85  # share of objects whose caption names their colour (the benchmark mostly names none)
+    caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     seed: int = 0

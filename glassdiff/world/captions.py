@@ -17,6 +17,8 @@ CELL_PHRASES = {
     "bottom left": "in the bottom left", "bottom": "at the bottom", "bottom right": "in the bottom right",
 }
 
+# Share of training objects whose caption names their colour (the default model's stages 1-5).
+NAMED_COLOR_SHARE = 0.85
 # Task mix of the training captions (tag -> weight).
 TRAIN_TAGS = {"single_object": 3, "counting": 2, "two_object": 2, "position": 3}
 
@@ -66,7 +68,7 @@ def _allowed(color: str | None, shape: str, heldout: bool) -> bool:
     return heldout or color is None or (color, shape) not in HELDOUT_COLOR_SHAPE
 
 
-def _entry(rng, shape, p_color=0.85, p_size=0.3, heldout=False, count=1):
+def _entry(rng, shape, p_color=NAMED_COLOR_SHARE, p_size=0.3, heldout=False, count=1):
     entry = {"class": shape, "count": count}
     if rng.random() < p_color:
         color = rng.choice(list(COLORS))
@@ -78,7 +80,7 @@ def _entry(rng, shape, p_color=0.85, p_size=0.3, heldout=False, count=1):
     return entry
 
 
-def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = 0.85) -> dict:
+def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = NAMED_COLOR_SHARE) -> dict:
     """A random training spec; with heldout=False it never names a held-out composition.
 
     p_color is the share of objects whose colour the caption names; an object
