@@ -68,7 +68,7 @@ def _allowed(color: str | None, shape: str, heldout: bool) -> bool:
     return heldout or color is None or (color, shape) not in HELDOUT_COLOR_SHAPE
 
 
-def _entry(rng, shape, p_color=NAMED_COLOR_SHARE, p_size=0.3, heldout=False, count=1):
+def _entry(rng, shape, p_color, p_size=0.3, heldout=False, count=1):
     entry = {"class": shape, "count": count}
     if rng.random() < p_color:
         color = rng.choice(list(COLORS))
