@@ -26,13 +26,15 @@ demo: install
 test: install browser
 	$(PY) -m pytest -q
 
-# The embedded model's whole recipe, from scratch, in stages (about 8 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The embedded model's whole recipe, from scratch, in stages (about 10 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
-FINAL_STEPS ?= 4500
+FINAL_STEPS ?= 4800
 model: install
 	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
 	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec --init runs/autoencoder/vae --decoder-only \
 		--batch 16 --lr 5e-4 --steps 1200 --seed 0
+	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec2 --init runs/ae_dec/vae --decoder-only \
+		--batch 16 --lr 3e-4 --steps 1600 --seed 1
 	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --heads 32 --steps 3250 \
 		--grad-clip 0 --seed 0
 	mkdir -p runs/d2 runs/d3 runs/d4 runs/d5 && for d in d2 d3 d4 d5; do cp runs/denoiser/cache.pt runs/$$d/; done
@@ -45,8 +47,10 @@ model: install
 	$(VENV)/bin/glassdiff train denoiser --out runs/d5 --vae runs/autoencoder/vae --init runs/d4/model \
 		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 12500 --decay-to 0.1 --steps 4500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d6 --vae runs/autoencoder/vae --init runs/d5/model --caption-colors 0.5 \
-		--lr 5e-4 --warmup 100 --min-snr-gamma 0 --step-offset 17000 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 0
-	$(PY) -m glassdiff.train.ship runs/d6/model glassdiff/weights runs/ae_dec/vae
+		--lr 5e-4 --warmup 100 --min-snr-gamma 0 --step-offset 17000 --decay-to 0.1 --steps 4500 --seed 0
+	$(VENV)/bin/glassdiff train denoiser --out runs/d7 --vae runs/autoencoder/vae --init runs/d6/model --caption-colors 0.4 \
+		--lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 21500 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 1
+	$(PY) -m glassdiff.train.ship runs/d7/model glassdiff/weights runs/ae_dec2/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png
