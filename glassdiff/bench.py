@@ -55,11 +55,31 @@ def _reference(pipe, sampler: str, copy_weights: bool = True):
 
     unet, vae = ((copy.deepcopy(m) if copy_weights else m).to(memory_format=torch.contiguous_format)
                  for m in (pipe.unet, pipe.vae))
+    if unet.config.in_channels != unet.config.out_channels:
+        unet = _WithCoordinates(unet)
     reference = StableDiffusionPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
                                         scheduler=make_scheduler(sampler, pipe.scheduler_config),
                                         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     reference.set_progress_bar_config(disable=True)
     return reference
+
+
+class _WithCoordinates(torch.nn.Module):
+    """A coordinate-taking UNet as diffusers' pipeline calls it: bare latents in, coordinate planes appended."""
+
+    def __init__(self, unet):
+        from diffusers.configuration_utils import FrozenDict
+
+        super().__init__()
+        self.unet = unet
+        self.config = FrozenDict({**unet.config, "in_channels": unet.config.out_channels})
+        self.dtype, self.device = unet.dtype, unet.device
+
+    def forward(self, sample, timestep, encoder_hidden_states, **kwargs):
+        from .denoiser import unet_input
+
+        sample = unet_input(sample, self.unet.config.in_channels)
+        return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, **kwargs)
 
 
 def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0, sampler: str = "dpmpp_2m") -> dict:

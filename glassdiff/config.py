@@ -67,8 +67,10 @@ HEAD_DIM = 32
 
 
 def unet_preset(name: str = "shapes64", cross_attention_dim: int = 384, latent_channels: int = 8,
-                heads: int = 0) -> dict:
-    """diffusers UNet2DConditionModel config; `heads` > 0 fixes the number of attention heads per block instead."""
+                heads: int = 0, coordinates: bool = False) -> dict:
+    """diffusers UNet2DConditionModel config; `heads` > 0 fixes the number of attention heads per block instead.
+
+    coordinates: the UNet also takes the x and y planes of denoiser.unet_input."""
     presets = {
         "shapes64": dict(sample_size=16, block_out_channels=(64, 128, 192), layers_per_block=1, norm_num_groups=32),
         "tiny": dict(sample_size=8, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4),
@@ -80,7 +82,8 @@ def unet_preset(name: str = "shapes64", cross_attention_dim: int = 384, latent_c
     # cross-attention and cost 30% more time per training step.
     cfg["attention_head_dim"] = heads if heads > 0 else tuple(max(1, c // HEAD_DIM) for c in cfg["block_out_channels"])
     # cross-attention below the top level: self-attention over 16x16 tokens costs more than it gives here
-    cfg.update(in_channels=latent_channels, out_channels=latent_channels, cross_attention_dim=cross_attention_dim,
+    cfg.update(in_channels=latent_channels + (2 if coordinates else 0), out_channels=latent_channels,
+               cross_attention_dim=cross_attention_dim,
                down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
                up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",))
     return cfg

@@ -119,7 +119,7 @@ class Pipeline:
         def count(m):
             return sum(p.numel() for p in m.parameters())
 
-        latent = (self.unet.config.in_channels, self.unet.config.sample_size, self.unet.config.sample_size)
+        latent = (self.unet.config.out_channels, self.unet.config.sample_size, self.unet.config.sample_size)
         return {"model": self.source or "(in memory)", "hash": self.model_hash,
                 "text_encoder": {"kind": self.text_encoder.kind, "params": count(self.text_encoder.model),
                                  "max_tokens": self.text_encoder.max_length, "dim": self.text_encoder.dim},
@@ -161,7 +161,7 @@ class Pipeline:
 
             attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds))
             watchers += (attention_maps.on_step,)
-        x_T = initial_noise((self.unet.config.in_channels, height // self.factor, width // self.factor), seeds)
+        x_T = initial_noise((self.unet.config.out_channels, height // self.factor, width // self.factor), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         try:
             x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,

@@ -61,26 +61,34 @@ def test_diffusers_reads_our_subfolders(tiny_pipe, tiny_model_dir):
         assert all(torch.equal(ours.state_dict()[k], v) for k, v in theirs.state_dict().items())
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpmpp_2m"])
-def test_matches_diffusers_stable_diffusion_pipeline(tiny_pipe, sampler):
-    from diffusers import StableDiffusionPipeline
+@pytest.fixture(scope="module")
+def coordinate_pipe(tiny_pipe):
+    """tiny_pipe's UNet taking the x and y planes too, with weights on them that change its output."""
+    from glassdiff.denoiser import add_coordinate_inputs
 
-    from glassdiff.schedulers import make_scheduler
+    unet = add_coordinate_inputs(tiny_pipe.unet)
+    with torch.no_grad():
+        planes_weight = unet.conv_in.weight[:, -2:]
+        planes_weight.copy_(torch.randn(planes_weight.shape, generator=torch.Generator().manual_seed(0)))
+    return Pipeline(unet.eval(), tiny_pipe.vae, tiny_pipe.text_encoder, tiny_pipe.scheduler_config)
 
+
+@pytest.mark.parametrize("sampler,coordinates", [("ddim", False), ("euler", False), ("dpmpp_2m", False),
+                                                 ("dpmpp_2m", True)])
+def test_matches_diffusers_stable_diffusion_pipeline(tiny_pipe, coordinate_pipe, sampler, coordinates):
+    """diffusers as the benchmark runs it (bench._reference): same weights, same image."""
+    from glassdiff.bench import _reference
+
+    pipe = coordinate_pipe if coordinates else tiny_pipe
     prompt, seed, steps, guidance = "a green triangle in the top left", 7, 6, 3.0
-    ours = tiny_pipe(prompt, seed=seed, steps=steps, guidance=guidance, sampler=sampler)
-    encoded = tiny_pipe.text_encoder([prompt, ""])
-    reference = StableDiffusionPipeline(
-        vae=tiny_pipe.vae, text_encoder=None, tokenizer=None, unet=tiny_pipe.unet,
-        scheduler=make_scheduler(sampler, tiny_pipe.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
-    reference.set_progress_bar_config(disable=True)
-    theirs = reference(prompt_embeds=encoded.context[:1], negative_prompt_embeds=encoded.context[1:],
-                       num_inference_steps=steps, guidance_scale=guidance, height=16, width=16,
-                       generator=torch.Generator().manual_seed(seed), output_type="np").images
+    ours = pipe(prompt, seed=seed, steps=steps, guidance=guidance, sampler=sampler)
+    encoded = pipe.text_encoder([prompt, ""])
+    theirs = _reference(pipe, sampler)(prompt_embeds=encoded.context[:1], negative_prompt_embeds=encoded.context[1:],
+                                       num_inference_steps=steps, guidance_scale=guidance, height=16, width=16,
+                                       generator=torch.Generator().manual_seed(seed), output_type="np").images
     ours_01 = pixels(ours).astype(np.float64) / 255
     # ours is rounded to 8 bits; compare unrounded pixels through our own decode too
-    ours_float = ((tiny_pipe.vae.decode(ours.latents / tiny_pipe.vae.config.scaling_factor).sample / 2 + 0.5)
+    ours_float = ((pipe.vae.decode(ours.latents / pipe.vae.config.scaling_factor).sample / 2 + 0.5)
                   .clamp(0, 1).permute(0, 2, 3, 1).detach().numpy())
     assert np.abs(ours_float - theirs).max() < 1e-4
     assert np.abs(ours_01 - theirs).max() <= 0.5 / 255 + 1e-4
@@ -127,3 +135,29 @@ def test_attention_recording_leaves_the_image_unchanged(tiny_pipe):
         assert m.shape == (8, 8) and float(m.max()) == pytest.approx(1.0)
     # processors restored
     assert all(type(p).__name__ != "_RecordingProcessor" for p in tiny_pipe.unet.attn_processors.values())
+
+
+def test_coordinate_planes_run_left_to_right_and_top_to_bottom():
+    from glassdiff.denoiser import unet_input
+
+    latents = torch.zeros(2, 4, 3, 5)
+    planes = unet_input(latents, 6)[:, 4:]
+    assert planes.shape == (2, 2, 3, 5)
+    assert torch.equal(planes[0, 0, 1], torch.linspace(-1, 1, 5))  # x along a row
+    assert torch.equal(planes[0, 1, :, 2], torch.linspace(-1, 1, 3))  # y down a column
+    assert unet_input(latents, 4) is latents
+    with pytest.raises(ValueError, match="input channels"):
+        unet_input(latents, 9)  # an inpainting UNet's layout: not ours
+
+
+def test_adding_coordinate_inputs_keeps_what_the_unet_computes(tiny_pipe, coordinate_pipe):
+    from glassdiff.denoiser import Denoiser, add_coordinate_inputs
+
+    x, t = torch.randn(2, tiny_pipe.unet.config.out_channels, 8, 8), torch.tensor([10, 900])
+    context = tiny_pipe.text_encoder(["a red circle", "a blue star"]).context
+    with torch.no_grad():
+        before = Denoiser(tiny_pipe.unet)(x, t, context)
+        widened = add_coordinate_inputs(tiny_pipe.unet).eval()
+        assert widened.config.in_channels == tiny_pipe.unet.config.in_channels + 2
+        torch.testing.assert_close(Denoiser(widened)(x, t, context), before, rtol=0, atol=1e-6)
+        assert not torch.allclose(Denoiser(coordinate_pipe.unet)(x, t, context), before)

@@ -234,3 +234,16 @@ def test_learning_rate_warms_up_then_stays_or_decays_by_a_cosine():
     assert lr_at(10, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-3)
     assert lr_at(510, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(0.55e-3)  # half-way: the mean
     assert lr_at(1010, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-4)
+
+
+def test_coordinates_widen_an_init_unet_and_the_model_generates(tmp_path):
+    from glassdiff.pipeline import Pipeline
+
+    first = str(tmp_path / "first")
+    train_denoiser(DenoiserTrainConfig(out=first, steps=1, **TINY))
+    out = str(tmp_path / "coords")
+    train_denoiser(DenoiserTrainConfig(out=out, steps=2, init=os.path.join(first, "model"), coordinates=True, **TINY))
+    pipe = Pipeline.load(os.path.join(out, "model"))
+    assert pipe.unet.config.in_channels == pipe.unet.config.out_channels + 2
+    assert pipe.unet.conv_in.weight[:, -2:].abs().sum() > 0  # two steps taught the new planes something
+    assert pipe("a red circle in the top left", seed=0, steps=2).images[0].size == (16, 16)

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..config import autoencoder_preset, scheduler_preset, unet_preset
-from ..denoiser import build_unet
+from ..denoiser import add_coordinate_inputs, build_unet, unet_input
 from ..io import state_digest
 from ..world.captions import NAMED_COLOR_SHARE
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
@@ -55,6 +55,7 @@ class DenoiserTrainConfig:
     caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
+    coordinates: bool = False  # give the UNet x and y planes (an --init UNet without them gains them, zero-weighted)
     seed: int = 0
     step_offset: int = 0  # steps the --init model took: a continued run draws the batches that come after them
     checkpoint_every: int = 250
@@ -125,7 +126,9 @@ def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
     noise = noise.to(device)
     x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
     v_target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
-    v_pred = unet(x_t, t.to(device), encoder_hidden_states=context.to(device), return_dict=False)[0]
+    in_channels = getattr(unet, "module", unet).config.in_channels  # unet may be wrapped in DDP
+    v_pred = unet(unet_input(x_t, in_channels), t.to(device), encoder_hidden_states=context.to(device),
+                  return_dict=False)[0]
     loss = (v_pred - v_target).pow(2).mean(dim=(1, 2, 3))
     if cfg.min_snr_gamma <= 0:  # plain v-MSE: high noise levels, where layout and shape are decided, count fully
         return loss
@@ -212,10 +215,13 @@ def _fresh_vae(cfg):
 def _initial_unet(cfg, text_dim: int, latent_channels: int):
     """A fresh preset UNet, or the --init model's UNet with its own config (a continued run keeps its layout)."""
     if not cfg.init:
-        return build_unet(unet_preset(cfg.preset, text_dim, latent_channels, cfg.heads))
+        return build_unet(unet_preset(cfg.preset, text_dim, latent_channels, cfg.heads, cfg.coordinates))
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel.from_pretrained(cfg.init, subfolder="unet", torch_dtype=torch.float32)
+    unet = UNet2DConditionModel.from_pretrained(cfg.init, subfolder="unet", torch_dtype=torch.float32)
+    if cfg.coordinates and unet.config.in_channels == latent_channels:
+        unet = add_coordinate_inputs(unet)
+    return unet
 
 
 def _accumulate(buckets: torch.Tensor, t: torch.Tensor, losses: torch.Tensor, num_train_timesteps: int):

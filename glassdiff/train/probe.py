@@ -20,6 +20,7 @@ import sys
 import numpy as np
 import torch
 
+from ..denoiser import Denoiser
 from ..evaluate.detect import FOREGROUND_DISTANCE
 from ..schedulers import make_scheduler, to_x0_and_eps
 from ..world import render_array, sample_spec, scene_from_spec
@@ -83,7 +84,7 @@ def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS) -> dict:
         x_t = alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * noise
         errors[t] = {}
         for name, context in contexts.items():
-            out = pipe.unet(x_t, torch.full((len(x0),), t), encoder_hidden_states=context, return_dict=False)[0]
+            out = Denoiser(pipe.unet)(x_t, torch.full((len(x0),), t), context)
             x0_pred = to_x0_and_eps(out, x_t, alpha_bar, scheduler.config.prediction_type)[0]
             errors[t][name] = float(((x0_pred - x0).pow(2) * cells).sum() / (cells.sum() * x0.shape[1]))
     return errors
