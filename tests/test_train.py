@@ -226,6 +226,18 @@ def test_probe_swaps_only_the_words_it_names():
     assert captions["empty"] == [""] * 12 and set(captions) == set(VARIANTS)
 
 
+def test_cell_probe_moves_or_drops_only_the_cell_phrase():
+    from glassdiff.train.probe import CELL_VARIANTS, cell_probe_scenes
+    from glassdiff.world.captions import CELL_PHRASES
+
+    captions, images, _backgrounds = cell_probe_scenes(12, seed=1, size=16)
+    assert images.shape == (12, 16, 16, 3) and set(captions) == set(CELL_VARIANTS)
+    for true, moved, unplaced in zip(captions["true"], captions["cell swapped"], captions["no cell"]):
+        phrase = next(p for p in CELL_PHRASES.values() if true.endswith(p))
+        assert unplaced == true[:-len(phrase) - 1]
+        assert moved != true and moved.startswith(unplaced + " ") and moved[len(unplaced) + 1:] in CELL_PHRASES.values()
+
+
 def test_learning_rate_warms_up_then_stays_or_decays_by_a_cosine():
     from glassdiff.train.common import lr_at
 

@@ -7,7 +7,10 @@ The error of the predicted clean latent on the objects' cells says how much
 each kind of word helps: a model that ignores shape words predicts as well
 with the wrong ones. A minute's check, where the benchmark takes ten.
 
-    python -m glassdiff.train.probe [MODEL] [--scenes 96] [--json probe.json]
+With --cells it asks the same of position words instead: single objects in a
+named cell, captioned with their cell, with another cell, and with none.
+
+    python -m glassdiff.train.probe [MODEL] [--cells] [--scenes 96] [--json probe.json]
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from ..evaluate.detect import FOREGROUND_DISTANCE
 from ..schedulers import make_scheduler, to_x0_and_eps
 from ..world import render_array, sample_spec, scene_from_spec
 from ..world.captions import caption
-from ..world.vocab import BACKGROUNDS, COLORS, SHAPES
+from ..world.vocab import BACKGROUNDS, CELLS, COLORS, SHAPES
 from .data import to_tensor
 
 TIMESTEPS = (200, 400, 600, 800, 950)
 VARIANTS = ("true", "shape swapped", "colour swapped", "empty")
+CELL_VARIANTS = ("true", "cell swapped", "no cell", "empty")
 
 
 def swapped(spec: dict, key: str, choices, rng: random.Random) -> dict:
@@ -62,6 +66,24 @@ def probe_scenes(n: int, seed: int, size: int):
     return captions, np.stack(images), np.array(backgrounds)
 
 
+def cell_probe_scenes(n: int, seed: int, size: int):
+    """As probe_scenes, for CELL_VARIANTS: one object of a named colour in a named cell."""
+    rng = random.Random(seed)
+    captions = {v: [] for v in CELL_VARIANTS}
+    images, backgrounds = [], []
+    for _ in range(n):
+        entry = {"class": rng.choice(SHAPES), "count": 1, "color": rng.choice(list(COLORS)), "cell": rng.choice(CELLS)}
+        scene = scene_from_spec({"include": [entry]}, rng)
+        moved = {**entry, "cell": rng.choice([c for c in CELLS if c != entry["cell"]])}
+        unplaced = {k: v for k, v in entry.items() if k != "cell"}
+        for name, variant in (("true", entry), ("cell swapped", moved), ("no cell", unplaced)):
+            captions[name].append(caption({"include": [variant]}))
+        captions["empty"].append("")
+        images.append(render_array(scene, size))
+        backgrounds.append(BACKGROUNDS[scene.background])
+    return captions, np.stack(images), np.array(backgrounds)
+
+
 def object_cells(images: np.ndarray, backgrounds: np.ndarray, side: int) -> torch.Tensor:
     """(n, 1, side, side) 1 where most of a latent cell's pixels belong to an object."""
     far = np.abs(images.astype(np.int16) - backgrounds[:, None, None, :]).max(axis=-1) > FOREGROUND_DISTANCE
@@ -70,11 +92,12 @@ def object_cells(images: np.ndarray, backgrounds: np.ndarray, side: int) -> torc
 
 
 @torch.no_grad()
-def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS) -> dict:
+def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS, cells: bool = False) -> dict:
     """{t: {variant: mean squared error of the predicted clean latent on object cells}}."""
-    captions, images, backgrounds = probe_scenes(scenes, seed, pipe.vae.config.sample_size)
+    make_scenes = cell_probe_scenes if cells else probe_scenes
+    captions, images, backgrounds = make_scenes(scenes, seed, pipe.vae.config.sample_size)
     x0 = pipe.vae.encode(to_tensor(images)).latent_dist.mean * pipe.vae.config.scaling_factor
-    cells = object_cells(images, backgrounds, x0.shape[-1])
+    on_objects = object_cells(images, backgrounds, x0.shape[-1])
     contexts = {name: pipe.text_encoder(texts).context for name, texts in captions.items()}
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     scheduler = make_scheduler("ddpm", pipe.scheduler_config)
@@ -86,16 +109,18 @@ def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS) -> dict:
         for name, context in contexts.items():
             out = Denoiser(pipe.unet)(x_t, torch.full((len(x0),), t), context)
             x0_pred = to_x0_and_eps(out, x_t, alpha_bar, scheduler.config.prediction_type)[0]
-            errors[t][name] = float(((x0_pred - x0).pow(2) * cells).sum() / (cells.sum() * x0.shape[1]))
+            errors[t][name] = float(((x0_pred - x0).pow(2) * on_objects).sum() / (on_objects.sum() * x0.shape[1]))
     return errors
 
 
 def table(errors: dict) -> str:
-    lines = ["t     " + "".join(f"{v:>16}" for v in VARIANTS) + "   shape words help   colour words help"]
+    """The errors, and how much worse each wrong caption makes them than the true one."""
+    variants = list(next(iter(errors.values())))
+    wrong = [v for v in variants if v not in ("true", "empty")]
+    lines = ["t     " + "".join(f"{v:>16}" for v in variants) + "".join(f"{'vs ' + v:>19}" for v in wrong)]
     for t, row in errors.items():
-        gain = {k: 100 * (row[k] / row["true"] - 1) for k in ("shape swapped", "colour swapped")}
-        lines.append(f"{t:<6}" + "".join(f"{row[v]:16.4f}" for v in VARIANTS)
-                     + f"{gain['shape swapped']:17.1f}%{gain['colour swapped']:19.1f}%")
+        lines.append(f"{t:<6}" + "".join(f"{row[v]:16.4f}" for v in variants)
+                     + "".join(f"{100 * (row[v] / row['true'] - 1):18.1f}%" for v in wrong))
     return "\n".join(lines)
 
 
@@ -105,6 +130,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m glassdiff.train.probe", description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", help="model folder (default: the embedded model)")
+    parser.add_argument("--cells", action="store_true", help="probe position words (a cell) instead")
     parser.add_argument("--scenes", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the errors here")
@@ -112,7 +138,7 @@ def main(argv=None) -> int:
 
     def run():
         pipe = Pipeline.load(args.model) if args.model else Pipeline.default()
-        errors = probe(pipe, args.scenes, args.seed)
+        errors = probe(pipe, args.scenes, args.seed, cells=args.cells)
         print("error of the predicted clean latent on object cells (lower is better):")
         print(table(errors))
         if args.json:
