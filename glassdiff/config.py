@@ -64,13 +64,14 @@ def autoencoder_preset(name: str = "shapes64") -> dict:
 
 
 HEAD_DIM = 32
+COORDINATE_CHANNELS = 2  # the x and y planes a coordinate-taking UNet reads beside the latent (denoiser.unet_input)
 
 
 def unet_preset(name: str = "shapes64", cross_attention_dim: int = 384, latent_channels: int = 8,
                 heads: int = 0, coordinates: bool = False) -> dict:
     """diffusers UNet2DConditionModel config; `heads` > 0 fixes the number of attention heads per block instead.
 
-    coordinates: the UNet also takes the x and y planes of denoiser.unet_input."""
+    coordinates: the UNet also takes the COORDINATE_CHANNELS planes of denoiser.unet_input."""
     presets = {
         "shapes64": dict(sample_size=16, block_out_channels=(64, 128, 192), layers_per_block=1, norm_num_groups=32),
         "tiny": dict(sample_size=8, block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4),
@@ -82,7 +83,7 @@ def unet_preset(name: str = "shapes64", cross_attention_dim: int = 384, latent_c
     # cross-attention and cost 30% more time per training step.
     cfg["attention_head_dim"] = heads if heads > 0 else tuple(max(1, c // HEAD_DIM) for c in cfg["block_out_channels"])
     # cross-attention below the top level: self-attention over 16x16 tokens costs more than it gives here
-    cfg.update(in_channels=latent_channels + (2 if coordinates else 0), out_channels=latent_channels,
+    cfg.update(in_channels=latent_channels + (COORDINATE_CHANNELS if coordinates else 0), out_channels=latent_channels,
                cross_attention_dim=cross_attention_dim,
                down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
                up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",))

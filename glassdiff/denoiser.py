@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from diffusers import UNet2DConditionModel
 
-COORDINATE_CHANNELS = 2
+from .config import COORDINATE_CHANNELS
 
 
 def build_unet(config: dict) -> UNet2DConditionModel:
