@@ -64,6 +64,9 @@ def test_single_object_rule():
     assert verdict(spec, obj("star", "red", 0.3, 0.5, 0.5)).passed
     failed = verdict(spec, obj("heart", "red", 0.3, 0.5, 0.5))
     assert not failed.passed and "expected star>=1, found 0" in failed.reason
+    assert failed.kind == "shape missing"
+    blank = judge(spec, detect(Image.new("RGB", (64, 64), (250, 250, 250))))
+    assert blank.kind == "nothing drawn"
 
 
 def test_two_object_rule():
@@ -76,9 +79,10 @@ def test_counting_rule_needs_exactly_n():
     spec = {"tag": "counting", "include": [{"class": "square", "count": 3}], "exclude": [{"class": "square", "count": 4}]}
     three = [obj("square", "green", 0.18, x, y) for x, y in ((0.2, 0.2), (0.8, 0.2), (0.2, 0.8))]
     assert verdict(spec, *three).passed
-    assert "found 2" in verdict(spec, *three[:2]).reason
+    two = verdict(spec, *three[:2])
+    assert "found 2" in two.reason and two.kind == "too few"
     four = verdict(spec, *three, obj("square", "green", 0.18, 0.8, 0.8))
-    assert not four.passed and "expected square<4, found 4" in four.reason
+    assert not four.passed and "expected square<4, found 4" in four.reason and four.kind == "too many"
 
 
 def test_colors_rule():
@@ -86,6 +90,7 @@ def test_colors_rule():
     assert verdict(spec, obj("triangle", "green", 0.3, 0.5, 0.5)).passed
     wrong = verdict(spec, obj("triangle", "purple", 0.3, 0.5, 0.5))
     assert not wrong.passed and "expected green triangle>=1, found purple triangle" in wrong.reason
+    assert wrong.kind == "color"
 
 
 @pytest.mark.parametrize("relation, a_at, passes", [
@@ -97,6 +102,7 @@ def test_position_rule(relation, a_at, passes):
     anchor = (0.5, 0.5) if relation in ("above", "below") else (0.5, 0.5)
     result = verdict(spec, obj("cross", "black", 0.2, *anchor), obj("diamond", "blue", 0.2, *a_at))
     assert result.passed == passes
+    assert result.kind == ("" if passes else "relation")
     assert relation_holds(relation, a_at, anchor) == passes
 
 
@@ -116,9 +122,12 @@ def test_color_attr_rule():
 def test_extra_keys_size_cell_background():
     spec = {"tag": "single_object", "include": [one("heart", size="large", cell="top left")], "background": "sky"}
     assert verdict(spec, obj("heart", "red", 0.42, 0.24, 0.24), background="sky").passed
-    assert "expected large heart" in verdict(spec, obj("heart", "red", 0.16, 0.2, 0.2), background="sky").reason
-    assert "expected top left heart" in verdict(spec, obj("heart", "red", 0.42, 0.7, 0.7), background="sky").reason
-    assert "expected sky background" in verdict(spec, obj("heart", "red", 0.42, 0.24, 0.24), background="sand").reason
+    small = verdict(spec, obj("heart", "red", 0.16, 0.2, 0.2), background="sky")
+    assert "expected large heart" in small.reason and small.kind == "size"
+    elsewhere = verdict(spec, obj("heart", "red", 0.42, 0.7, 0.7), background="sky")
+    assert "expected top left heart" in elsewhere.reason and elsewhere.kind == "cell"
+    on_sand = verdict(spec, obj("heart", "red", 0.42, 0.24, 0.24), background="sand")
+    assert "expected sky background" in on_sand.reason and on_sand.kind == "background"
 
 
 def test_noise_images_fail():
@@ -178,6 +187,10 @@ def test_eval_judges_a_folder_written_by_another_program(tmp_path, capsys):
     scores = json.loads(out.read_text())["sets"]["imgs"]
     assert scores["images"] == 24
     assert scores["overall"] == pytest.approx(0.5)
+    # every failure is an empty canvas, and is counted as one
+    assert {kind for task in scores["failures"].values() for kind in task} == {"nothing drawn"}
+    assert sum(task["nothing drawn"] for task in scores["failures"].values()) == 12
+    assert "nothing drawn" in capsys.readouterr().out
     assert Image.open(tmp_path / "sheet.png").width > 0
 
 

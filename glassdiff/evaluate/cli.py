@@ -11,7 +11,7 @@ from PIL import Image
 from ..config import BadInput
 from .detect import detect
 from .prompts import load_prompts
-from .score import TAGS, judge
+from .score import FAILURE_KINDS, TAGS, judge
 
 
 VALIDATION_BLURS = (0.0, 0.7)  # crisp renders, and renders as soft as generated ones
@@ -110,15 +110,26 @@ def score_all(judged) -> dict:
     tasks = {tag: sum(v) / len(v) for tag, v in by_tag.items()}
     ordered = {t: tasks[t] for t in TAGS if t in tasks} | {t: s for t, s in tasks.items() if t not in TAGS}
     return {"tasks": ordered, "overall": sum(ordered.values()) / len(ordered), "images": len(verdicts),
-            "counts": {t: len(v) for t, v in by_tag.items()}, "judged_per_s": len(verdicts) / max(elapsed, 1e-9),
-            "verdicts": verdicts}
+            "counts": {t: len(v) for t, v in by_tag.items()}, "failures": failure_counts(verdicts),
+            "judged_per_s": len(verdicts) / max(elapsed, 1e-9), "verdicts": verdicts}
+
+
+def failure_counts(verdicts) -> dict[str, dict[str, int]]:
+    """{task: {failure kind: failed images}}, kinds in FAILURE_KINDS order, only those that occur."""
+    counts: dict[str, dict[str, int]] = {}
+    for spec, _, _, verdict in verdicts:
+        if not verdict.passed:
+            task = counts.setdefault(spec.get("tag", "untagged"), dict.fromkeys(FAILURE_KINDS, 0))
+            task[verdict.kind] += 1
+    return {t: {k: n for k, n in kinds.items() if n} for t, kinds in counts.items()}
 
 
 def print_table(name: str, report: dict):
     print(f"\n{name}: {report['images']} images")
-    print(f"  {'task':<15}{'score':>7}{'images':>8}")
+    print(f"  {'task':<15}{'score':>7}{'images':>8}  failed because")
     for tag, score in report["tasks"].items():
-        print(f"  {tag:<15}{score:7.3f}{report['counts'][tag]:8d}")
+        why = ", ".join(f"{kind} {n}" for kind, n in report["failures"].get(tag, {}).items())
+        print(f"  {tag:<15}{score:7.3f}{report['counts'][tag]:8d}  {why}")
     print(f"  {'overall':<15}{report['overall']:7.3f}")
 
 

@@ -8,6 +8,9 @@ of the class are found. Relations are judged as SHAPES_WORLD.md defines them
 (centres apart by at least 0.15), not by GenEval's box-overlap rule. The
 spec's extra keys: `size` and `cell` must hold for each matched object;
 `background` for the image.
+
+Each failure also gets a kind (FAILURE_KINDS), so that `glassdiff eval` can say
+what goes wrong most: nothing drawn at all, a shape missing, a wrong colour...
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from ..world.vocab import BACKGROUNDS, CELLS, COLORS, RELATIONS, SHAPES, SIZES, 
 from .detect import Detection, Detections
 
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+# Why an image fails. An image counts once, under the first failure the judge finds (entries in prompt order).
+FAILURE_KINDS = ("nothing drawn", "shape missing", "too few", "too many", "color", "size", "cell",
+                 "relation", "background")
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     passed: bool
     reason: str  # empty when passed
+    kind: str = ""  # the first failure's kind (FAILURE_KINDS), empty when passed
 
 
 def _found(detections: Detections, cls: str) -> list[Detection]:
@@ -33,14 +40,15 @@ def _found(detections: Detections, cls: str) -> list[Detection]:
 
 
 def judge(spec: dict, detections: Detections) -> Verdict:
-    reasons: list[str] = []
+    reasons: list[tuple[str, str]] = []  # (kind, text)
     matched_groups: list[list[Detection] | None] = []
     for req in spec.get("include", []):
         cls, count = req["class"], req.get("count", 1)
         found = _found(detections, cls)[:count]
         ok = len(found) >= count
         if not ok:
-            reasons.append(f"expected {cls}>={count}, found {len(found)}")
+            kind = "nothing drawn" if not detections.objects else "too few" if found else "shape missing"
+            reasons.append((kind, f"expected {cls}>={count}, found {len(found)}"))
         else:
             ok = _attributes_hold(req, found, reasons)
             if ok and "position" in req:
@@ -49,19 +57,21 @@ def judge(spec: dict, detections: Detections) -> Verdict:
     for req in spec.get("exclude", []):
         n = len(_found(detections, req["class"]))
         if n >= req["count"]:
-            reasons.append(f"expected {req['class']}<{req['count']}, found {n}")
+            reasons.append(("too many", f"expected {req['class']}<{req['count']}, found {n}"))
     if spec.get("background") and detections.background != spec["background"]:
-        reasons.append(f"expected {spec['background']} background, found {detections.background}")
-    return Verdict(not reasons, "; ".join(reasons))
+        reasons.append(("background", f"expected {spec['background']} background, found {detections.background}"))
+    if not reasons:
+        return Verdict(True, "")
+    return Verdict(False, "; ".join(text for _, text in reasons), reasons[0][0])
 
 
-def _attributes_hold(req: dict, found: list[Detection], reasons: list[str]) -> bool:
+def _attributes_hold(req: dict, found: list[Detection], reasons: list[tuple[str, str]]) -> bool:
     cls, count = req["class"], req.get("count", 1)
     for key, attribute in (("color", "color"), ("size", "size"), ("cell", "cell")):
         if key in req:
             values = [getattr(d, attribute) for d in found]
             if values.count(req[key]) < count:
-                reasons.append(f"expected {req[key]} {cls}>={count}, found {', '.join(values)} {cls}")
+                reasons.append((key, f"expected {req[key]} {cls}>={count}, found {', '.join(values)} {cls}"))
                 return False
     return True
 
@@ -69,13 +79,13 @@ def _attributes_hold(req: dict, found: list[Detection], reasons: list[str]) -> b
 def _relation_holds(req, found, matched_groups, reasons) -> None:
     relation, target = req["position"]
     if target >= len(matched_groups) or matched_groups[target] is None:
-        reasons.append(f"no target for {req['class']} to be {relation}")
+        reasons.append(("relation", f"no target for {req['class']} to be {relation}"))
         return
     for obj in found:
         for other in matched_groups[target]:
             if not relation_holds(relation, (obj.cx, obj.cy), (other.cx, other.cy)):
-                reasons.append(f"expected {req['class']} {relation} target {other.shape}, "
-                               f"found centres ({obj.cx:.2f}, {obj.cy:.2f}) vs ({other.cx:.2f}, {other.cy:.2f})")
+                reasons.append(("relation", f"expected {req['class']} {relation} target {other.shape}, "
+                               f"found centres ({obj.cx:.2f}, {obj.cy:.2f}) vs ({other.cx:.2f}, {other.cy:.2f})"))
                 return
 
 
