@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from glassdiff.config import BadInput
+from glassdiff.config import COORDINATE_CHANNELS, BadInput
 from glassdiff.pipeline import Pipeline
 from glassdiff.sampling import TrajectoryRecorder
 
@@ -158,7 +158,7 @@ def test_adding_coordinate_inputs_keeps_what_the_unet_computes(tiny_pipe, coordi
     with torch.no_grad():
         before = Denoiser(tiny_pipe.unet)(x, t, context)
         widened = add_coordinate_inputs(tiny_pipe.unet).eval()
-        assert widened.config.in_channels == tiny_pipe.unet.config.in_channels + 2
+        assert widened.config.in_channels == tiny_pipe.unet.config.in_channels + COORDINATE_CHANNELS
         # the widened conv_in may get another oneDNN kernel: equal up to float rounding
         torch.testing.assert_close(Denoiser(widened)(x, t, context), before, rtol=0, atol=1e-5)
         assert not torch.allclose(Denoiser(coordinate_pipe.unet)(x, t, context), before)

@@ -37,7 +37,7 @@ CELL_VARIANTS = ("true", "cell swapped", "no cell", "empty")
 
 
 def swapped(spec: dict, key: str, choices, rng: random.Random) -> dict:
-    """The spec with every entry's `key` (class or color) replaced by another of `choices`."""
+    """The spec with every entry's `key` (class, color or cell) replaced by another of `choices`."""
     entries = [dict(e) for e in spec["include"]]
     for entry in entries:
         if entry.get(key):
@@ -73,11 +73,12 @@ def cell_probe_scenes(n: int, seed: int, size: int):
     images, backgrounds = [], []
     for _ in range(n):
         entry = {"class": rng.choice(SHAPES), "count": 1, "color": rng.choice(list(COLORS)), "cell": rng.choice(CELLS)}
-        scene = scene_from_spec({"include": [entry]}, rng)
-        moved = {**entry, "cell": rng.choice([c for c in CELLS if c != entry["cell"]])}
-        unplaced = {k: v for k, v in entry.items() if k != "cell"}
-        for name, variant in (("true", entry), ("cell swapped", moved), ("no cell", unplaced)):
-            captions[name].append(caption({"include": [variant]}))
+        spec = {"include": [entry]}
+        scene = scene_from_spec(spec, rng)
+        unplaced = {"include": [{k: v for k, v in entry.items() if k != "cell"}]}
+        moved = swapped(spec, "cell", CELLS, rng)
+        for name, variant in (("true", spec), ("cell swapped", moved), ("no cell", unplaced)):
+            captions[name].append(caption(variant))
         captions["empty"].append("")
         images.append(render_array(scene, size))
         backgrounds.append(BACKGROUNDS[scene.background])
