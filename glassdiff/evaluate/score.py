@@ -84,8 +84,9 @@ def _relation_holds(req, found, matched_groups, reasons) -> None:
     for obj in found:
         for other in matched_groups[target]:
             if not relation_holds(relation, (obj.cx, obj.cy), (other.cx, other.cy)):
-                reasons.append(("relation", f"expected {req['class']} {relation} target {other.shape}, "
-                               f"found centres ({obj.cx:.2f}, {obj.cy:.2f}) vs ({other.cx:.2f}, {other.cy:.2f})"))
+                text = (f"expected {req['class']} {relation} target {other.shape}, "
+                        f"found centres ({obj.cx:.2f}, {obj.cy:.2f}) vs ({other.cx:.2f}, {other.cy:.2f})")
+                reasons.append(("relation", text))
                 return
 
 
