@@ -82,6 +82,9 @@ def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkey
     assert len(calls) == 2
     train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5}))
     assert len(calls) == 3
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5,
+                                                             "caption_cells": 1.0}))
+    assert len(calls) == 4
 
 
 def make_folder(path, layout="txt"):

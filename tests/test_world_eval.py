@@ -58,6 +58,16 @@ def test_caption_colour_share_is_honoured_and_uncoloured_objects_take_any_colour
     assert abs(sum(named) / len(named) - p_color) < 0.1
     assert colors_drawn == set(COLORS)  # with no colour named, every colour still appears
 
+@pytest.mark.parametrize("p_cell", [0.0, 0.35, 1.0])
+def test_caption_cell_share_is_honoured_and_the_scene_puts_the_object_there(p_cell):
+    rng = random.Random(4)
+    singles = [spec for spec in (sample_spec(rng, p_cell=p_cell) for _ in range(600))
+               if spec["tag"] == "single_object"]
+    in_cell = [spec for spec in singles if "cell" in spec["include"][0]]
+    for spec in in_cell[:50]:
+        assert judge(spec, detect(render(scene_from_spec(spec, rng)))).passed, spec["prompt"]
+    assert abs(len(in_cell) / len(singles) - p_cell) < 0.08
+
 
 def test_single_object_rule():
     spec = {"tag": "single_object", "include": [one("star")]}

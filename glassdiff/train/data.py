@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..config import BadInput
 from ..world import HELDOUT_COLOR_SHAPE, render_array, sample_spec, scene_from_spec
-from ..world.captions import NAMED_COLOR_SHARE
+from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -29,12 +29,12 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1,
-                    p_color: float = NAMED_COLOR_SHARE):
+                    p_color: float = NAMED_COLOR_SHARE, p_cell: float = NAMED_CELL_SHARE):
     """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in seed."""
     rng = random.Random(seed)
     captions, images = [], []
     for _ in range(n):
-        spec = sample_spec(rng, p_color=p_color)
+        spec = sample_spec(rng, p_color=p_color, p_cell=p_cell)
         captions.append(spec["prompt"])
         for _k in range(scenes_per_caption):
             images.append(render_array(scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE), size))

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..config import autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import add_coordinate_inputs, build_unet, unet_input
 from ..io import state_digest
-from ..world.captions import NAMED_COLOR_SHARE
+from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
 from .data import folder_examples, shapes_examples, to_tensor
@@ -53,6 +53,7 @@ class DenoiserTrainConfig:
     captions: int = 20000  # distinct training captions
     scenes_per_caption: int = 3
     caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
+    caption_cells: float = NAMED_CELL_SHARE  # share of single-object captions that name a cell
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     coordinates: bool = False  # give the UNet x and y planes (an --init UNet without them gains them, zero-weighted)
@@ -66,7 +67,7 @@ class DenoiserTrainConfig:
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption",
-                                   "caption_colors", "data", "seed")}
+                                   "caption_colors", "caption_cells", "data", "seed")}
 
 
 @torch.no_grad()
@@ -77,7 +78,7 @@ def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
         per = 1
     else:
         captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption,
-                                           cfg.caption_colors)
+                                           cfg.caption_colors, cfg.caption_cells)
         per = cfg.scenes_per_caption
     latents = torch.cat([vae.encode(to_tensor(images[i:i + 256])).latent_dist.mean * vae.config.scaling_factor
                          for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])

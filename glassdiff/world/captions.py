@@ -19,6 +19,8 @@ CELL_PHRASES = {
 
 # Share of training objects whose caption names their colour (the default model's stages 1-5).
 NAMED_COLOR_SHARE = 0.85
+# Share of single-object training captions that name a cell (the default model's stages 1-10).
+NAMED_CELL_SHARE = 0.35
 # Task mix of the training captions (tag -> weight).
 TRAIN_TAGS = {"single_object": 3, "counting": 2, "two_object": 2, "position": 3}
 
@@ -80,26 +82,28 @@ def _entry(rng, shape, p_color, p_size=0.3, heldout=False, count=1):
     return entry
 
 
-def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = NAMED_COLOR_SHARE) -> dict:
+def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = NAMED_COLOR_SHARE,
+                p_cell: float = NAMED_CELL_SHARE) -> dict:
     """A random training spec; with heldout=False it never names a held-out composition.
 
     p_color is the share of objects whose colour the caption names; an object
-    without one is drawn in any colour."""
+    without one is drawn in any colour. p_cell is the share of single objects
+    placed in a named cell."""
     while True:
-        spec = _draw_spec(rng, heldout, p_color)
+        spec = _draw_spec(rng, heldout, p_color, p_cell)
         if spec is not None:
             spec["prompt"] = caption(spec, rng)
             return spec
 
 
-def _draw_spec(rng: random.Random, heldout: bool, p_color: float) -> dict | None:
+def _draw_spec(rng: random.Random, heldout: bool, p_color: float, p_cell: float) -> dict | None:
     tag = rng.choices(list(TRAIN_TAGS), weights=list(TRAIN_TAGS.values()))[0]
     if tag in ("single_object", "counting"):
         count = 1 if tag == "single_object" else rng.randint(2, 4)
         entry = _entry(rng, rng.choice(SHAPES), p_color, heldout=heldout, count=count)
         if entry is None:
             return None
-        if count == 1 and rng.random() < 0.35:
+        if count == 1 and rng.random() < p_cell:
             entry["cell"] = rng.choice(CELLS)
         include = [entry]
     else:
