@@ -26,9 +26,9 @@ demo: install
 test: install browser
 	$(PY) -m pytest -q
 
-# The embedded model's whole recipe, from scratch, in stages (about 14.5 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
+# The embedded model's whole recipe, from scratch, in stages (about 16 hours on 2 cores; see glassdiff/weights/MODEL_CARD.md).
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
-FINAL_STEPS ?= 7000
+FINAL_STEPS ?= 8000
 model: install
 	$(VENV)/bin/glassdiff train autoencoder --out runs/autoencoder --steps 2000 --seed 0
 	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec --init runs/autoencoder/vae --decoder-only \
@@ -58,8 +58,11 @@ model: install
 		--steps 7000 --seed 3
 	$(VENV)/bin/glassdiff train denoiser --out runs/d10 --vae runs/autoencoder/vae --init runs/d9/model --coordinates \
 		--caption-colors 0.4 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 37800 --decay-to 0.1 \
-		--steps $(FINAL_STEPS) --seed 4
-	$(PY) -m glassdiff.train.ship runs/d10/model glassdiff/weights runs/ae_dec2/vae
+		--steps 7000 --seed 4
+	$(VENV)/bin/glassdiff train denoiser --out runs/d11 --vae runs/autoencoder/vae --init runs/d10/model --coordinates \
+		--caption-colors 0.4 --caption-cells 0.7 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 44800 \
+		--decay-to 0.1 --steps $(FINAL_STEPS) --seed 5
+	$(PY) -m glassdiff.train.ship runs/d11/model glassdiff/weights runs/ae_dec2/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png
