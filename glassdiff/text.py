@@ -63,9 +63,15 @@ class TextEncoder:
                               f"the first {self.max_length} were dropped ({prompt[:40]!r}...)", stacklevel=2)
         batch = self.tokenizer(prompts, padding=padding, max_length=self.max_length,
                                truncation=True, return_tensors="pt")
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        out = self.model(input_ids=batch["input_ids"].to(self.model.device),
+                         attention_mask=batch["attention_mask"].to(self.model.device))
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in batch["input_ids"].tolist()]
         return Encoded(out.last_hidden_state.float(), batch["attention_mask"], tokens)
+
+    def to(self, device) -> "TextEncoder":
+        """Run the encoder on `device` (its outputs land there; tokens and masks stay on the CPU)."""
+        self.model.to(device)
+        return self
 
     def word_vectors(self, words: list[str]) -> torch.Tensor:
         """One unit vector per word or phrase (mean of its real tokens), for similarity views."""

@@ -8,6 +8,7 @@ scripts read). Images are resized and centre-cropped to the model's size.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
 import warnings
@@ -29,8 +30,22 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1,
-                    p_color: float = NAMED_COLOR_SHARE, p_cell: float = NAMED_CELL_SHARE):
-    """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in seed."""
+                    p_color: float = NAMED_COLOR_SHARE, p_cell: float = NAMED_CELL_SHARE, chunks: int = 1):
+    """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in (seed, chunks).
+
+    chunks > 1 draws the set as that many independently seeded parts, built in parallel (a process per core);
+    chunks 1 is one random stream, as the shipped recipe's stages drew it.
+    """
+    if chunks <= 1:
+        return _draw_examples(n, seed, size, scenes_per_caption, p_color, p_cell)
+    sizes = [n // chunks + (i < n % chunks) for i in range(chunks)]
+    jobs = [(k, f"{seed}:{i}", size, scenes_per_caption, p_color, p_cell) for i, k in enumerate(sizes)]
+    with multiprocessing.get_context("fork").Pool(min(chunks, os.cpu_count() or 1)) as pool:
+        parts = pool.starmap(_draw_examples, jobs)
+    return [c for captions, _ in parts for c in captions], np.concatenate([images for _, images in parts])
+
+
+def _draw_examples(n: int, seed, size: int, scenes_per_caption: int, p_color: float, p_cell: float):
     rng = random.Random(seed)
     captions, images = [], []
     for _ in range(n):

@@ -54,6 +54,7 @@ class DenoiserTrainConfig:
     scenes_per_caption: int = 3
     caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
     caption_cells: float = NAMED_CELL_SHARE  # share of single-object captions that name a cell
+    data_chunks: int = 1  # draw the shapes set as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     coordinates: bool = False  # give the UNet x and y planes (an --init UNet without them gains them, zero-weighted)
@@ -67,26 +68,35 @@ class DenoiserTrainConfig:
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption",
-                                   "caption_colors", "caption_cells", "data", "seed")}
+                                   "caption_colors", "caption_cells", "data", "seed", "data_chunks")}
 
 
 @torch.no_grad()
 def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
-    """Latents (N, C, h, w), caption embeddings (M, L, D) fp16, caption index per latent, the empty prompt."""
+    """Latents (N, C, h, w), caption embeddings (M, L, D) fp16, caption index per latent, the empty prompt.
+
+    The autoencoder and the text encoder run on cfg.device; the cache is kept on the CPU.
+    """
     if cfg.data:
         captions, images, _skipped = folder_examples(cfg.data, cfg.size)
         per = 1
     else:
         captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption,
-                                           cfg.caption_colors, cfg.caption_cells)
+                                           cfg.caption_colors, cfg.caption_cells, cfg.data_chunks)
         per = cfg.scenes_per_caption
-    latents = torch.cat([vae.encode(to_tensor(images[i:i + 256])).latent_dist.mean * vae.config.scaling_factor
+    vae.to(cfg.device)
+    text_encoder.to(cfg.device)
+    latents = torch.cat([(vae.encode(to_tensor(images[i:i + 256]).to(cfg.device)).latent_dist.mean
+                          * vae.config.scaling_factor).cpu()
                          for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])
-    context = torch.cat([text_encoder(captions[i:i + 256]).context.half()
+    context = torch.cat([text_encoder(captions[i:i + 256]).context.half().cpu()
                          for i in tqdm(range(0, len(captions), 256), desc="caching captions", leave=False)])
+    uncond = text_encoder([""]).context[0].cpu()
+    vae.to("cpu")
+    text_encoder.to("cpu")
     return {"latents": latents, "context": context,
             "caption_of": torch.arange(len(captions)).repeat_interleave(per),
-            "uncond": text_encoder([""]).context[0], "captions": captions, "key": _cache_key(cfg)}
+            "uncond": uncond, "captions": captions, "key": _cache_key(cfg)}
 
 
 def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) -> dict:
@@ -113,13 +123,14 @@ def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch
     idx = order[offset * cfg.batch:(offset + 1) * cfg.batch]
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     t = torch.randint(0, scheduler_preset()["num_train_timesteps"], (len(idx),), generator=g)
-    noise = torch.randn(cache["latents"][idx].shape, generator=g)
+    noise = torch.randn((len(idx), *cache["latents"].shape[1:]), generator=g)
     drop = torch.rand(len(idx), generator=g) < cfg.caption_dropout
     return idx, t, noise, drop
 
 
 def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
     """Per-sample v-prediction loss (B,), min-SNR weighted unless min_snr_gamma <= 0."""
+    idx, drop = idx.to(cache["latents"].device), drop.to(cache["latents"].device)  # the cache may sit on a GPU
     x0 = cache["latents"][idx].to(device)
     context = cache["context"][cache["caption_of"][idx]].float()
     context[drop] = cache["uncond"]
@@ -149,6 +160,9 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     vae = AutoencoderKL.from_pretrained(cfg.vae) if os.path.isdir(cfg.vae) else _fresh_vae(cfg)
     text_encoder = TextEncoder()
     cache = load_or_build_cache(cfg, vae, text_encoder, rank)
+    if cfg.device.startswith("cuda"):  # the whole cache fits a GPU's memory: no copy per step
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        cache.update({k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond")})
     scheduler = DDPMScheduler(**scheduler_preset())
     unet = _initial_unet(cfg, text_encoder.dim, vae.config.latent_channels).to(cfg.device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -158,7 +172,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         state = load_checkpoint(ckpt_path, config_dict(cfg))
         unet.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        ema.shadow = state["ema"]
+        ema.shadow = {k: v.to(cfg.device) for k, v in state["ema"].items()}
         start = state["step"]
     model = torch.nn.parallel.DistributedDataParallel(unet) if world > 1 else unet
     steps_per_epoch = max(1, len(cache["latents"]) // cfg.batch)
