@@ -85,6 +85,26 @@ def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkey
     train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5,
                                                              "caption_cells": 1.0}))
     assert len(calls) == 4
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5,
+                                                             "caption_cells": 1.0, "data_chunks": 2}))
+    assert len(calls) == 5
+
+
+def test_shapes_data_in_chunks_is_deterministic_and_one_chunk_is_the_single_stream():
+    import numpy as np
+
+    from glassdiff.train.data import _draw_examples, shapes_examples
+    from glassdiff.world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE
+
+    captions, images = shapes_examples(30, 5, 16, 2, chunks=3)
+    again_captions, again_images = shapes_examples(30, 5, 16, 2, chunks=3)
+    assert captions == again_captions and np.array_equal(images, again_images)
+    assert len(captions) == 30 and images.shape == (60, 16, 16, 3)
+    first_part = _draw_examples(10, "5:0", 16, 2, NAMED_COLOR_SHARE, NAMED_CELL_SHARE)
+    assert captions[:10] == first_part[0] and np.array_equal(images[:20], first_part[1])
+    single = shapes_examples(30, 5, 16, 2)
+    assert single[0] != captions  # the parts are seeded apart from the single stream
+    assert single[0] == _draw_examples(30, 5, 16, 2, NAMED_COLOR_SHARE, NAMED_CELL_SHARE)[0]
 
 
 def make_folder(path, layout="txt"):
