@@ -22,11 +22,6 @@ def pipe():
     return Pipeline.default()
 
 
-UNDERTRAINED = pytest.mark.xfail(strict=False, reason=(
-    "issue 4 open: the shipped model (52,800 CPU steps) often draws one of two objects; "
-    "benchmark overall 0.461 seen / 0.399 heldout (position 0.113), attention peak in the named cell 34/54"))
-
-
 def test_default_model_loads_and_is_deterministic(pipe):
     first = pipe("two blue squares above a red circle", seed=0)
     again = pipe("two blue squares above a red circle", seed=0)
@@ -69,7 +64,6 @@ def attention_peak_cells(pipe, prompts, shapes):
     return cells
 
 
-@UNDERTRAINED
 def test_shape_word_attention_peaks_in_the_named_cell(pipe):
     rng = random.Random(0)
     cases = [(shape, cell) for cell in CELLS for shape in rng.sample(SHAPES, 6)]  # 54 prompts
