@@ -261,6 +261,29 @@ def test_cell_probe_moves_or_drops_only_the_cell_phrase():
         assert moved != true and moved.startswith(unplaced + " ") and moved[len(unplaced) + 1:] in CELL_PHRASES.values()
 
 
+def test_relation_probe_flips_or_drops_only_the_relation_and_its_scenes_hold_it():
+    from glassdiff.evaluate.detect import detect
+    from glassdiff.evaluate.score import judge
+    from glassdiff.train.probe import OPPOSITE, RELATION_VARIANTS, relation_probe_scenes
+
+    captions, images, _backgrounds = relation_probe_scenes(12, seed=1, size=64)
+    assert images.shape == (12, 64, 64, 3) and set(captions) == set(RELATION_VARIANTS)
+    for true, flipped, unrelated, image in zip(captions["true"], captions["relation flipped"],
+                                               captions["no relation"], images):
+        relation = next(r for r in OPPOSITE if f" {r} " in f" {true} ")
+        assert flipped == true.replace(f" {relation} ", f" {OPPOSITE[relation]} ")
+        second, first = true.split(f" {relation} ")
+        assert unrelated == f"{first} and {second}"
+        spec = {"tag": "position", "include": [_entry(first), {**_entry(second), "position": [relation, 0]}]}
+        assert judge(spec, detect(Image.fromarray(image))).passed, true
+
+
+def _entry(phrase: str) -> dict:
+    """'a red star' -> the spec entry it names."""
+    _article, color, shape = phrase.split()
+    return {"class": shape, "count": 1, "color": color}
+
+
 def test_learning_rate_warms_up_then_stays_or_decays_by_a_cosine():
     from glassdiff.train.common import lr_at
 

@@ -8,9 +8,12 @@ each kind of word helps: a model that ignores shape words predicts as well
 with the wrong ones. A minute's check, where the benchmark takes ten.
 
 With --cells it asks the same of position words instead: single objects in a
-named cell, captioned with their cell, with another cell, and with none.
+named cell, captioned with their cell, with another cell, and with none. With
+--relations, of relation words: two objects, one left of (right of, above,
+below) the other, captioned with the relation, with its opposite, and with
+none ("a red star and a blue heart").
 
-    python -m glassdiff.train.probe [MODEL] [--cells] [--scenes 96] [--json probe.json]
+    python -m glassdiff.train.probe [MODEL] [--cells | --relations] [--scenes 96] [--json probe.json]
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from ..evaluate.detect import FOREGROUND_DISTANCE
 from ..schedulers import make_scheduler, to_x0_and_eps
 from ..world import render_array, sample_spec, scene_from_spec
 from ..world.captions import caption
-from ..world.vocab import BACKGROUNDS, CELLS, COLORS, SHAPES
+from ..world.vocab import BACKGROUNDS, CELLS, COLORS, RELATIONS, SHAPES
 from .data import to_tensor
 
 TIMESTEPS = (200, 400, 600, 800, 950)
 VARIANTS = ("true", "shape swapped", "colour swapped", "empty")
 CELL_VARIANTS = ("true", "cell swapped", "no cell", "empty")
+RELATION_VARIANTS = ("true", "relation flipped", "no relation", "empty")
+OPPOSITE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 
 def swapped(spec: dict, key: str, choices, rng: random.Random) -> dict:
@@ -85,6 +90,30 @@ def cell_probe_scenes(n: int, seed: int, size: int):
     return captions, np.stack(images), np.array(backgrounds)
 
 
+def relation_probe_scenes(n: int, seed: int, size: int):
+    """As probe_scenes, for RELATION_VARIANTS: two objects of different shapes and colours in a relation."""
+    rng = random.Random(seed)
+    captions = {v: [] for v in RELATION_VARIANTS}
+    images, backgrounds = [], []
+    for _ in range(n):
+        (a, b), (color_a, color_b) = rng.sample(SHAPES, 2), rng.sample(list(COLORS), 2)
+        relation = rng.choice(RELATIONS)
+        first, second = {"class": a, "count": 1, "color": color_a}, {"class": b, "count": 1, "color": color_b}
+        spec = {"include": [first, {**second, "position": [relation, 0]}]}
+        scene = scene_from_spec(spec, rng)
+        variants = {"true": spec, "relation flipped": {"include": [first, {**second, "position": [OPPOSITE[relation], 0]}]},
+                    "no relation": {"include": [first, second]}}
+        for name, variant in variants.items():
+            captions[name].append(caption(variant))
+        captions["empty"].append("")
+        images.append(render_array(scene, size))
+        backgrounds.append(BACKGROUNDS[scene.background])
+    return captions, np.stack(images), np.array(backgrounds)
+
+
+SCENES = {"words": probe_scenes, "cells": cell_probe_scenes, "relations": relation_probe_scenes}
+
+
 def object_cells(images: np.ndarray, backgrounds: np.ndarray, side: int) -> torch.Tensor:
     """(n, 1, side, side) 1 where most of a latent cell's pixels belong to an object."""
     far = np.abs(images.astype(np.int16) - backgrounds[:, None, None, :]).max(axis=-1) > FOREGROUND_DISTANCE
@@ -93,10 +122,9 @@ def object_cells(images: np.ndarray, backgrounds: np.ndarray, side: int) -> torc
 
 
 @torch.no_grad()
-def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS, cells: bool = False) -> dict:
-    """{t: {variant: mean squared error of the predicted clean latent on object cells}}."""
-    make_scenes = cell_probe_scenes if cells else probe_scenes
-    captions, images, backgrounds = make_scenes(scenes, seed, pipe.vae.config.sample_size)
+def probe(pipe, scenes: int = 96, seed: int = 0, timesteps=TIMESTEPS, kind: str = "words") -> dict:
+    """{t: {variant: mean squared error of the predicted clean latent on object cells}}; kind: a key of SCENES."""
+    captions, images, backgrounds = SCENES[kind](scenes, seed, pipe.vae.config.sample_size)
     x0 = pipe.vae.encode(to_tensor(images)).latent_dist.mean * pipe.vae.config.scaling_factor
     on_objects = object_cells(images, backgrounds, x0.shape[-1])
     contexts = {name: pipe.text_encoder(texts).context for name, texts in captions.items()}
@@ -118,10 +146,10 @@ def table(errors: dict) -> str:
     """The errors, and how much worse each wrong caption makes them than the true one."""
     variants = list(next(iter(errors.values())))
     wrong = [v for v in variants if v not in ("true", "empty")]
-    lines = ["t     " + "".join(f"{v:>16}" for v in variants) + "".join(f"{'vs ' + v:>19}" for v in wrong)]
+    lines = ["t     " + "".join(f"{v:>18}" for v in variants) + "".join(f"{'vs ' + v:>22}" for v in wrong)]
     for t, row in errors.items():
-        lines.append(f"{t:<6}" + "".join(f"{row[v]:16.4f}" for v in variants)
-                     + "".join(f"{100 * (row[v] / row['true'] - 1):18.1f}%" for v in wrong))
+        lines.append(f"{t:<6}" + "".join(f"{row[v]:18.4f}" for v in variants)
+                     + "".join(f"{100 * (row[v] / row['true'] - 1):21.1f}%" for v in wrong))
     return "\n".join(lines)
 
 
@@ -131,7 +159,9 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m glassdiff.train.probe", description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", help="model folder (default: the embedded model)")
-    parser.add_argument("--cells", action="store_true", help="probe position words (a cell) instead")
+    words = parser.add_mutually_exclusive_group()
+    words.add_argument("--cells", action="store_true", help="probe position words (a cell) instead")
+    words.add_argument("--relations", action="store_true", help="probe relation words (left of, above) instead")
     parser.add_argument("--scenes", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the errors here")
@@ -139,7 +169,8 @@ def main(argv=None) -> int:
 
     def run():
         pipe = Pipeline.load(args.model) if args.model else Pipeline.default()
-        errors = probe(pipe, args.scenes, args.seed, cells=args.cells)
+        kind = "cells" if args.cells else "relations" if args.relations else "words"
+        errors = probe(pipe, args.scenes, args.seed, kind=kind)
         print("error of the predicted clean latent on object cells (lower is better):")
         print(table(errors))
         if args.json:
