@@ -44,5 +44,7 @@ echo "trainer exit $? ($(elapsed)s in)"
 WEIGHTS=runs/gpu/model/unet/diffusion_pytorch_model.safetensors
 [ -f "$WEIGHTS" ] && split -b 15M -d "$WEIGHTS" "$OUT/unet.part" && sha256sum "$WEIGHTS"
 tail -1 runs/gpu/log.jsonl
-tar czf "$OUT/record.tgz" runs/gpu/log.jsonl runs/gpu/loss.png runs/gpu/model/unet/config.json 2>/dev/null
+# the device tool brings back 8 files at most: the logs go in one archive
+tar czf "$OUT/record.tgz" runs/gpu/log.jsonl runs/gpu/loss.png runs/gpu/model/unet/config.json \
+  -C "$OUT" timing.log cache.log 2>/dev/null && rm "$OUT/timing.log" "$OUT/cache.log"
 ls -la "$OUT"; echo "done ($(elapsed)s)"
