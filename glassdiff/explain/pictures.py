@@ -47,7 +47,12 @@ def heatmap(matrix: np.ndarray, labels: list[str], cell: int = 30) -> Image.Imag
 
 
 def overlay(image: np.ndarray, weights: np.ndarray, alpha: float = 0.65) -> Image.Image:
-    """An attention map (h, w) in [0, 1] upsampled over an image (H, W, 3): dimmed where attention is low."""
+    """An attention map (h, w) upsampled over an image (H, W, 3): dimmed where attention is low.
+
+    The map is stretched to its own range first: attention spread over the whole canvas still shows where it peaks.
+    """
+    spread = float(weights.max() - weights.min())
+    weights = (weights - weights.min()) / spread if spread > 1e-6 else np.ones_like(weights)
     big = np.asarray(Image.fromarray((weights * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR))
     w = big[..., None] / 255.0
     heat = np.stack([255 * w[..., 0], 200 * w[..., 0] ** 2, 40 * np.ones_like(w[..., 0])], -1)

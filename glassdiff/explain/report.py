@@ -132,7 +132,8 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
     return f"""
 <section id="words"><h2>3. Words to pixels <small>(cross-attention, DAAM-style)</small></h2>
 <p>Where each word steered the image: the UNet's cross-attention to that word, averaged over heads, upsampled
-from every layer and summed over layers and all steps, over the final image (brighter = more attention).</p>
+from every layer and summed over layers and all steps, over the final image. Each map is stretched to its own
+range: brighter = more of that word's attention than elsewhere in the picture.</p>
 <div class="panels">{figures}</div>
 <h3>At the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
 
