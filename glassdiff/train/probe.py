@@ -52,63 +52,62 @@ def swapped(spec: dict, key: str, choices, rng: random.Random) -> dict:
 
 def probe_scenes(n: int, seed: int, size: int):
     """(captions per variant, images uint8 (n, size, size, 3), backgrounds) of scenes that name a colour."""
-    rng = random.Random(seed)
-    captions = {v: [] for v in VARIANTS}
-    images, backgrounds = [], []
-    while len(images) < n:
-        spec = sample_spec(rng)
-        if not any(e.get("color") for e in spec["include"]):
-            continue
-        scene = scene_from_spec(spec, rng)
-        variants = {"true": spec, "shape swapped": swapped(spec, "class", SHAPES, rng),
-                    "colour swapped": swapped(spec, "color", list(COLORS), rng)}
-        phrasing = rng.random()  # the same phrasing for every variant: only the swapped words differ
-        for name, variant in variants.items():
-            captions[name].append(caption(variant, random.Random(phrasing)))
-        captions["empty"].append("")
-        images.append(render_array(scene, size))
-        backgrounds.append(BACKGROUNDS[scene.background])
-    return captions, np.stack(images), np.array(backgrounds)
+    return _scene_set(_word_variants, n, seed, size)
 
 
 def cell_probe_scenes(n: int, seed: int, size: int):
     """As probe_scenes, for CELL_VARIANTS: one object of a named colour in a named cell."""
-    rng = random.Random(seed)
-    captions = {v: [] for v in CELL_VARIANTS}
-    images, backgrounds = [], []
-    for _ in range(n):
-        entry = {"class": rng.choice(SHAPES), "count": 1, "color": rng.choice(list(COLORS)), "cell": rng.choice(CELLS)}
-        spec = {"include": [entry]}
-        scene = scene_from_spec(spec, rng)
-        unplaced = {"include": [{k: v for k, v in entry.items() if k != "cell"}]}
-        moved = swapped(spec, "cell", CELLS, rng)
-        for name, variant in (("true", spec), ("cell swapped", moved), ("no cell", unplaced)):
-            captions[name].append(caption(variant))
-        captions["empty"].append("")
-        images.append(render_array(scene, size))
-        backgrounds.append(BACKGROUNDS[scene.background])
-    return captions, np.stack(images), np.array(backgrounds)
+    return _scene_set(_cell_variants, n, seed, size)
 
 
 def relation_probe_scenes(n: int, seed: int, size: int):
     """As probe_scenes, for RELATION_VARIANTS: two objects of different shapes and colours in a relation."""
+    return _scene_set(_relation_variants, n, seed, size)
+
+
+def _scene_set(draw, n: int, seed: int, size: int):
+    """n scenes from draw(rng) -> (scene, {variant: caption}), each with the empty prompt as a last variant."""
     rng = random.Random(seed)
-    captions = {v: [] for v in RELATION_VARIANTS}
-    images, backgrounds = [], []
+    captions, images, backgrounds = {}, [], []
     for _ in range(n):
-        (a, b), (color_a, color_b) = rng.sample(SHAPES, 2), rng.sample(list(COLORS), 2)
-        relation = rng.choice(RELATIONS)
-        first, second = {"class": a, "count": 1, "color": color_a}, {"class": b, "count": 1, "color": color_b}
-        spec = {"include": [first, {**second, "position": [relation, 0]}]}
-        scene = scene_from_spec(spec, rng)
-        flipped = {"include": [first, {**second, "position": [OPPOSITE[relation], 0]}]}
-        variants = {"true": spec, "relation flipped": flipped, "no relation": {"include": [first, second]}}
-        for name, variant in variants.items():
-            captions[name].append(caption(variant))
-        captions["empty"].append("")
+        scene, texts = draw(rng)
+        for name, text in {**texts, "empty": ""}.items():
+            captions.setdefault(name, []).append(text)
         images.append(render_array(scene, size))
         backgrounds.append(BACKGROUNDS[scene.background])
     return captions, np.stack(images), np.array(backgrounds)
+
+
+def _word_variants(rng: random.Random):
+    while True:
+        spec = sample_spec(rng)
+        if any(e.get("color") for e in spec["include"]):
+            break
+    scene = scene_from_spec(spec, rng)
+    variants = {"true": spec, "shape swapped": swapped(spec, "class", SHAPES, rng),
+                "colour swapped": swapped(spec, "color", list(COLORS), rng)}
+    phrasing = rng.random()  # the same phrasing for every variant: only the swapped words differ
+    return scene, {name: caption(variant, random.Random(phrasing)) for name, variant in variants.items()}
+
+
+def _cell_variants(rng: random.Random):
+    entry = {"class": rng.choice(SHAPES), "count": 1, "color": rng.choice(list(COLORS)), "cell": rng.choice(CELLS)}
+    spec = {"include": [entry]}
+    scene = scene_from_spec(spec, rng)
+    unplaced = {"include": [{k: v for k, v in entry.items() if k != "cell"}]}
+    moved = swapped(spec, "cell", CELLS, rng)
+    return scene, {"true": caption(spec), "cell swapped": caption(moved), "no cell": caption(unplaced)}
+
+
+def _relation_variants(rng: random.Random):
+    (a, b), (color_a, color_b) = rng.sample(SHAPES, 2), rng.sample(list(COLORS), 2)
+    relation = rng.choice(RELATIONS)
+    first, second = {"class": a, "count": 1, "color": color_a}, {"class": b, "count": 1, "color": color_b}
+    spec = {"include": [first, {**second, "position": [relation, 0]}]}
+    scene = scene_from_spec(spec, rng)
+    flipped = {"include": [first, {**second, "position": [OPPOSITE[relation], 0]}]}
+    return scene, {"true": caption(spec), "relation flipped": caption(flipped),
+                   "no relation": caption({"include": [first, second]})}
 
 
 SCENES = {"words": probe_scenes, "cells": cell_probe_scenes, "relations": relation_probe_scenes}
