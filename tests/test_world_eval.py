@@ -227,10 +227,20 @@ def test_detector_sees_softened_renders_as_a_person_does():
 def test_groundtruth_through_the_autoencoder(tmp_path, tiny_model_dir):
     from glassdiff.evaluate.groundtruth import main as groundtruth
 
-    groundtruth([str(tmp_path), "--model", tiny_model_dir])
+    groundtruth([str(tmp_path), "--model", tiny_model_dir, "--sheet", str(tmp_path / "losses.png")])
     for name in ("seen", "heldout"):
         truth = sorted((tmp_path / f"truth-{name}").glob("*/samples/*.png"))
         through = sorted((tmp_path / f"autoencoded-{name}").glob("*/samples/*.png"))
         assert len(through) == len(truth) == len(load_prompts(name))
     a, b = (np.asarray(Image.open(p)) for p in (truth[0], through[0]))
     assert a.shape == b.shape and not np.array_equal(a, b)  # a random tiny autoencoder changes the picture
+    sheet = Image.open(tmp_path / "losses.png")  # it breaks renders the judge passes: they are drawn in pairs
+    assert sheet.width == 8 * (150 + 6) and sheet.height >= 4 * (128 + 40 + 6)
+
+
+def test_groundtruth_sheet_needs_a_model(tmp_path):
+    from glassdiff.evaluate.groundtruth import main as groundtruth
+
+    with pytest.raises(SystemExit) as exit_info:
+        groundtruth([str(tmp_path), "--sheet", str(tmp_path / "losses.png")])
+    assert exit_info.value.code == 2 and not (tmp_path / "truth-seen").exists()

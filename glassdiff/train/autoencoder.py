@@ -28,8 +28,10 @@ class AutoencoderTrainConfig:
     crop: int = 32  # train on random crops (the network is convolutional): 4x cheaper a sample
     lr: float = 1e-3
     warmup: int = 50
+    decay_to: float = 1.0  # final learning rate as a share of --lr, reached by a cosine at --steps; 1: constant
     kl_weight: float = 1e-6
     examples: int = 20000  # renders drawn once, then cycled
+    data_chunks: int = 1  # draw the renders as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None  # a folder of the user's images instead of the shapes world
     init: str | None = None  # start from this vae folder instead of random weights
     decoder_only: bool = False  # with --init: freeze the encoder (latents, and any denoiser trained on them, stay valid)
@@ -43,7 +45,7 @@ def _examples(cfg: AutoencoderTrainConfig) -> torch.Tensor:
     if cfg.data:
         _, images, _ = folder_examples(cfg.data, cfg.size)
     else:
-        _, images = shapes_examples(cfg.examples, cfg.seed + 1, cfg.size)
+        _, images = shapes_examples(cfg.examples, cfg.seed + 1, cfg.size, chunks=cfg.data_chunks)
     return to_tensor(images)
 
 
@@ -127,7 +129,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> dict:
         idx = torch.randint(0, len(images), (cfg.batch,), generator=gen.manual_seed(cfg.seed * 100003 + step))
         rec_loss, loss = _losses(cfg, vae, images, latents_of, idx, gen)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.decay_to)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
