@@ -244,3 +244,6 @@ def test_groundtruth_sheet_needs_a_model(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         groundtruth([str(tmp_path), "--sheet", str(tmp_path / "losses.png")])
     assert exit_info.value.code == 2 and not (tmp_path / "truth-seen").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        groundtruth([str(tmp_path), "--model", "default", "--sheet", str(tmp_path / "no" / "losses.png")])
+    assert exit_info.value.code == 2 and not (tmp_path / "truth-seen").exists()

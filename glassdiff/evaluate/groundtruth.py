@@ -33,6 +33,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.sheet and not args.model:
         parser.error("--sheet draws what the autoencoder loses: give the model with --model")
+    if args.sheet:
+        from ..cli import writable_output
+        from ..config import BadInput
+
+        try:
+            writable_output(args.sheet)
+        except BadInput as err:
+            parser.error(str(err))
     pipe = _pipeline(args.model) if args.model else None
     rng, noise = random.Random(args.seed), np.random.default_rng(args.seed)
     broken = []
