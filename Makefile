@@ -27,7 +27,8 @@ test: install browser
 	$(PY) -m pytest -q
 
 # The embedded model's whole recipe, from scratch, in stages (see glassdiff/weights/MODEL_CARD.md): stages 1-11 about
-# 16 hours on 2 cores; stage 12 (batch 512) ran on a GPU, DEVICE=cuda: 6 minutes on one H200 (on 2 cores about 14 hours).
+# 16 hours on 2 cores; stage 12 (batch 512) ran on a GPU, DEVICE=cuda: 6 minutes on one H200 (on 2 cores about 14 hours);
+# stage 13, the third decoder fine-tune (runs/ae_dec3), about 70 minutes on 2 cores.
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
 FINAL_STEPS ?= 4200
 DEVICE ?= cpu
@@ -37,6 +38,8 @@ model: install
 		--batch 16 --lr 5e-4 --steps 1200 --seed 0
 	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec2 --init runs/ae_dec/vae --decoder-only \
 		--batch 16 --lr 3e-4 --steps 1600 --seed 1
+	$(VENV)/bin/glassdiff train autoencoder --out runs/ae_dec3 --init runs/ae_dec2/vae --decoder-only \
+		--batch 32 --lr 3e-4 --warmup 100 --decay-to 0.1 --steps 6000 --examples 40000 --data-chunks 2 --seed 3
 	$(VENV)/bin/glassdiff train denoiser --out runs/denoiser --vae runs/autoencoder/vae --heads 32 --steps 3250 \
 		--grad-clip 0 --seed 0
 	mkdir -p runs/d2 runs/d3 runs/d4 runs/d5 && for d in d2 d3 d4 d5; do cp runs/denoiser/cache.pt runs/$$d/; done
@@ -68,7 +71,7 @@ model: install
 		--caption-colors 0.4 --caption-cells 0.7 --captions 150000 --data-chunks 16 --batch 512 --lr 5e-4 --warmup 200 \
 		--min-snr-gamma 0 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 12 --checkpoint-every 1000 \
 		--sample-every 1000000 --device $(DEVICE)
-	$(PY) -m glassdiff.train.ship runs/d12/model glassdiff/weights runs/ae_dec2/vae
+	$(PY) -m glassdiff.train.ship runs/d12/model glassdiff/weights runs/ae_dec3/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

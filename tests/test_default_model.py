@@ -89,7 +89,7 @@ def test_default_autoencoder_keeps_what_the_judge_looks_for(pipe):
     truth = [render(scene_from_spec(spec, rng)) for spec in specs]
     passed = sum(judge(spec, detect(image)).passed for spec, image in zip(specs, round_trip(pipe, truth)))
     print(f"seen prompts passing through the autoencoder: {passed}/{len(specs)}")
-    assert passed / len(specs) >= 0.75
+    assert passed / len(specs) >= 0.85  # 392/442 with stage 13's decoder; stage 7's passed 363
 
 
 def test_word_swap_probe_sees_the_default_model_use_its_caption(pipe):
