@@ -204,13 +204,16 @@ def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
     from diffusers import AutoencoderKL
 
     from glassdiff.train.autoencoder import AutoencoderTrainConfig, train_autoencoder
+    from glassdiff.train.common import lr_at
 
     tiny = dict(preset="tiny", size=16, crop=8, batch=4, examples=16, checkpoint_every=2, seed=1)
     first = train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "ae"), steps=3, **tiny))
     base = os.path.join(tmp_path, "ae", "vae")
     tuned = train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "dec"), steps=3, init=base, decoder_only=True,
-                                                     lr=1e-2, **tiny))
+                                                     lr=1e-2, warmup=1, decay_to=0.1, data_chunks=2, **tiny))
     assert tuned["scaling_factor"] == first["scaling_factor"]  # same encoder, same latents
+    last = torch.load(tmp_path / "dec" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"][0]["lr"]
+    assert last == pytest.approx(lr_at(2, 1e-2, 1, 3, 0.1)) and last < 1e-2  # the cosine, not a constant rate
     before = AutoencoderKL.from_pretrained(base).state_dict()
     after = AutoencoderKL.from_pretrained(os.path.join(tmp_path, "dec", "vae")).state_dict()
     frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]

@@ -238,7 +238,7 @@ def test_groundtruth_through_the_autoencoder(tmp_path, tiny_model_dir):
     assert sheet.width == 8 * (150 + 6) and sheet.height >= 4 * (128 + 40 + 6)
 
 
-def test_groundtruth_sheet_needs_a_model(tmp_path):
+def test_groundtruth_sheet_bad_input_exits_2(tmp_path):
     from glassdiff.evaluate.groundtruth import main as groundtruth
 
     with pytest.raises(SystemExit) as exit_info:

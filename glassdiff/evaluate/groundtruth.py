@@ -31,16 +31,8 @@ def main(argv=None):
     parser.add_argument("--model", default=None, help="also write the renders through this model's autoencoder")
     parser.add_argument("--sheet", default=None, help="with --model: PNG of renders the round trip breaks")
     args = parser.parse_args(argv)
-    if args.sheet and not args.model:
-        parser.error("--sheet draws what the autoencoder loses: give the model with --model")
     if args.sheet:
-        from ..cli import writable_output
-        from ..config import BadInput
-
-        try:
-            writable_output(args.sheet)
-        except BadInput as err:
-            parser.error(str(err))
+        _check_sheet(parser, args)
     pipe = _pipeline(args.model) if args.model else None
     rng, noise = random.Random(args.seed), np.random.default_rng(args.seed)
     broken = []
@@ -62,6 +54,19 @@ def main(argv=None):
         print(f"wrote {args.sheet}: {len(broken)} renders pass the judge and fail after the round trip")
     elif args.sheet:
         print(f"every render the judge passes still passes after the round trip: no {args.sheet} written")
+
+
+def _check_sheet(parser, args):
+    """Refuse a sheet without a model, or one that cannot be written, before any work (exit 2)."""
+    from ..cli import writable_output
+    from ..config import BadInput
+
+    if not args.model:
+        parser.error("--sheet draws what the autoencoder loses: give the model with --model")
+    try:
+        writable_output(args.sheet)
+    except BadInput as err:
+        parser.error(str(err))
 
 
 def _pipeline(model: str):
