@@ -48,7 +48,8 @@ def main(argv=None):
             through = [(s, round_trip(pipe, images), []) for s, images, _ in truth]
             write_geneval_folder(f"{args.outdir}/autoencoded-{name}", through)
             print(f"wrote {args.outdir}/autoencoded-{name}")
-            broken += broken_by_round_trip(truth, through)
+            if args.sheet:
+                broken += broken_by_round_trip(truth, through)
     if args.sheet and broken:
         losses_sheet(broken, args.sheet)
         print(f"wrote {args.sheet}: {len(broken)} renders pass the judge and fail after the round trip")
@@ -106,8 +107,9 @@ def losses_sheet(broken, path: str, pairs: int = 32):
     from ..png import save_png
     from ..train.plots import labelled_grid
 
-    images = [im for _, render_image, decoded_image, _ in broken[:pairs] for im in (render_image, decoded_image)]
-    labels = [label for spec, _, _, why in broken[:pairs] for label in (f"render: {spec['prompt']}", f"decoded: {why}")]
+    shown = broken[:pairs]
+    images = [im for _, render_image, decoded_image, _ in shown for im in (render_image, decoded_image)]
+    labels = [label for spec, _, _, why in shown for label in (f"render: {spec['prompt']}", f"decoded: {why}")]
     save_png(labelled_grid(images, labels, columns=8, scale=2, label_height=40), path,
              "glassdiff: renders the judge passes (left) beside their autoencoder round trip that fails (right)")
 
