@@ -59,14 +59,21 @@ def add_sampling_args(p: argparse.ArgumentParser):
     p.add_argument("--seed", type=int, default=default.seed)
     p.add_argument("--sampler", default=default.sampler, help=", ".join(SAMPLERS))
     p.add_argument("--negative", default="", help="negative prompt (the unconditional side of guidance)")
+    add_layout_arg(p)
     p.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
 
 
+def add_layout_arg(p: argparse.ArgumentParser):
+    p.add_argument("--layout", type=float, default=SamplingConfig().layout,
+                   help="share of the steps that draw a two-object prompt's objects in halves of their own "
+                        "(\"a star left of a heart\": the star's prompt on the left half); 0 turns it off")
+
+
 def sampling_params(args) -> dict:
     params = dict(steps=args.steps, guidance=args.guidance, seed=args.seed, sampler=args.sampler,
-                  negative=args.negative, width=args.width, height=args.height, batch=getattr(args, "batch", 1))
+                  negative=args.negative, layout=args.layout, width=args.width, height=args.height, batch=getattr(args, "batch", 1))
     SamplingConfig(**params)  # validate before anything loads
     return params
 

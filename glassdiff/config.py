@@ -24,6 +24,7 @@ class SamplingConfig:
     height: int | None = None
     batch: int = 1
     negative: str = ""
+    layout: float = 0.33  # share of the steps a two-object prompt is drawn region by region (layout.py); 0: never
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -34,8 +35,14 @@ class SamplingConfig:
             raise BadInput(f"--guidance must be a finite number, got {self.guidance}")
         if self.batch < 1:
             raise BadInput(f"--batch must be at least 1, got {self.batch}")
+        if not 0.0 <= self.layout <= 1.0:
+            raise BadInput(f"--layout must be a share of the steps between 0 and 1, got {self.layout}")
         if self.seed < 0:
             raise BadInput(f"--seed must be 0 or more, got {self.seed}")
+
+    @property
+    def layout_steps(self) -> int:
+        return round(self.steps * self.layout)
 
     def size_for(self, native: int, factor: int) -> tuple[int, int]:
         """(height, width) in pixels, checked against the autoencoder's factor."""

@@ -20,7 +20,8 @@ from .autoencoder import decode, downsample_factor, to_uint8
 from .config import BadInput, SamplingConfig
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
-from .sampling import Observer, ProgressBar, TrajectoryRecorder, initial_noise, sample
+from .layout import Region, masks, plan
+from .sampling import Observer, ProgressBar, Regions, TrajectoryRecorder, initial_noise, sample
 from .schedulers import make_scheduler
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -37,6 +38,7 @@ class Result:
     infotexts: list[str]  # A1111 "parameters" text of each image
     trace: list | None = None  # StepRecords, when asked for
     attention: object | None = None  # explain.attention.AttentionMaps, when asked for
+    layouts: list[list[Region] | None] | None = None  # each prompt's planned regions (None: drawn as it is)
 
     @property
     def image(self) -> Image.Image:
@@ -150,9 +152,14 @@ class Pipeline:
             raise BadInput("attention maps need one guidance scale for the whole batch; leave out scales")
         height, width = cfg.size_for(self.native_size, self.factor)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
-        encoded = self.text_encoder(prompts + [cfg.negative])
-        context = encoded.context[:-1].repeat_interleave(cfg.batch, dim=0)
+        layouts = [plan(p) if cfg.layout_steps else None for p in prompts]
+        region_prompts = [region.prompt for regions in layouts if regions for region in regions]
+        encoded = self.text_encoder(prompts + region_prompts + [cfg.negative])
+        context = encoded.context[:len(prompts)].repeat_interleave(cfg.batch, dim=0)
         uncond = encoded.context[-1:].expand(len(seeds), -1, -1)
+        latent_size = (height // self.factor, width // self.factor)
+        regions = _regions(layouts, context, encoded.context[len(prompts):-1], cfg, latent_size) if region_prompts \
+            else None
         recorder = TrajectoryRecorder() if trace else None
         watchers = tuple(observers) + ((recorder,) if recorder else ()) + ((ProgressBar(),) if progress else ())
         attention_maps = None
@@ -161,11 +168,11 @@ class Pipeline:
 
             attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds))
             watchers += (attention_maps.on_step,)
-        x_T = initial_noise((self.unet.config.out_channels, height // self.factor, width // self.factor), seeds)
+        x_T = initial_noise((self.unet.config.out_channels, *latent_size), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         try:
             x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
-                         cfg.guidance if scales is None else list(scales), cfg.steps, seeds, watchers)
+                         cfg.guidance if scales is None else list(scales), cfg.steps, seeds, watchers, regions)
         finally:
             if attention_maps:
                 attention_maps.detach()
@@ -173,8 +180,8 @@ class Pipeline:
         per_image = [dataclasses.replace(cfg, guidance=s) for s in scales] if scales else [cfg] * len(seeds)
         texts = [self.infotext(p, c, s, width, height) for (p, s), c in
                  zip(((p, s) for p in prompts for s in seeds[:cfg.batch]), per_image)]
-        return Result(images, prompt, cfg, seeds, x_0, texts,
-                      trace=recorder.records if recorder else None, attention=attention_maps)
+        return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
+                      attention=attention_maps, layouts=layouts)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """scaled latents -> uint8 (B, H, W, 3)."""
@@ -187,8 +194,27 @@ class Pipeline:
         if cfg.negative:
             lines.append(f"Negative prompt: {cfg.negative}")
         lines.append(f"Steps: {cfg.steps}, Sampler: {cfg.sampler}, CFG scale: {cfg.guidance}, Seed: {seed}, "
-                     f"Size: {width}x{height}, Model hash: {self.model_hash}, Version: glassdiff {__version__}")
+                     f"Size: {width}x{height}, Layout: {cfg.layout}, Model hash: {self.model_hash}, "
+                     f"Version: glassdiff {__version__}")
         return "\n".join(lines)
+
+
+def _regions(layouts, context, region_context, cfg: SamplingConfig, latent_size) -> Regions:
+    """Every image's regions, in image order: a planned prompt's, or one region holding the whole prompt."""
+    height, width = latent_size
+    rows, owner, region_masks = [], [], []
+    next_region = 0
+    for p, regions in enumerate(layouts):
+        for image in range(p * cfg.batch, (p + 1) * cfg.batch):
+            if regions is None:
+                rows.append(context[image:image + 1])
+                region_masks.append(torch.ones(1, 1, height, width))
+            else:
+                rows.append(region_context[next_region:next_region + len(regions)])
+                region_masks.append(masks(regions, height, width))
+            owner += [image] * len(rows[-1])
+        next_region += len(regions or ())
+    return Regions(torch.cat(rows), torch.tensor(owner), torch.cat(region_masks), cfg.layout_steps)
 
 
 def _read_index(folder: str) -> dict:

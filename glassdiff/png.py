@@ -11,7 +11,7 @@ from .config import BadInput
 from .io import atomic_path
 
 _KEYS = {"Steps": ("steps", int), "Sampler": ("sampler", str), "CFG scale": ("guidance", float),
-         "Seed": ("seed", int)}
+         "Seed": ("seed", int), "Layout": ("layout", float)}
 
 
 def save_png(image: Image.Image, path: str, parameters: str):
@@ -51,7 +51,7 @@ def params_from_png(path: str) -> tuple[str, dict]:
         else:
             prompt_lines.append(line)
     fields = dict(re.findall(r"\s*([^:,]+):\s*([^,]+)", settings_line))
-    params = {"negative": negative, "batch": 1}
+    params = {"negative": negative, "batch": 1, "layout": 0.0}  # without a Layout field, no layout was drawn
     try:
         for key, (name, kind) in _KEYS.items():
             if key in fields:

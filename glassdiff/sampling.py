@@ -14,6 +14,9 @@ Notation (DDPM / DDIM papers, spelled out):
 | x0_pred         | x-hat_0                 | the clean latent the model expects at this step           |
 | x_next          | x_{t-1}                 | the latent after the scheduler's step                     |
 
+With Regions (a layout, layout.py), eps_cond in the first steps is regional: each latent pixel takes the
+prediction with the prompt of the region it lies in.
+
 Observers receive one frozen StepRecord per step. They watch; they never
 change the result (the loop hands them tensors it no longer uses).
 """
@@ -45,6 +48,7 @@ class StepRecord:
     eps: torch.Tensor  # guided
     x0_pred: torch.Tensor
     x_next: torch.Tensor
+    layout: bool = False  # eps_cond came from the regions' prompts, not the whole prompt
 
 
 class Observer(Protocol):
@@ -102,7 +106,7 @@ class Branches:
     def split(self, out: torch.Tensor):
         """(out_cond, out_uncond), each (B, ...) or None when no image ran it; rows not run are NaN."""
         n_uncond = len(self.uncond_rows)
-        return self._full(out[n_uncond:], self.cond_rows), self._full(out[:n_uncond], self.uncond_rows)
+        return self.full(out[n_uncond:], self.cond_rows), self.full(out[:n_uncond], self.uncond_rows)
 
     def guided(self, out_cond, out_uncond) -> torch.Tensor:
         if self.uniform:
@@ -113,7 +117,7 @@ class Branches:
         c[self.uncond_only] = u[self.uncond_only]  # s = 0: u + 0 (c - u) = u
         return guide(c, u, self.scale)
 
-    def _full(self, rows_out: torch.Tensor, rows: list[int]) -> torch.Tensor | None:
+    def full(self, rows_out: torch.Tensor, rows: list[int]) -> torch.Tensor | None:
         if not rows:
             return None
         if len(rows) == self.batch:
@@ -123,9 +127,31 @@ class Branches:
         return full
 
 
+@dataclasses.dataclass(frozen=True)
+class Regions:
+    """Regional prompts for the first `steps` steps: each image's regions tile its canvas, and each latent pixel
+    takes the prompted prediction of its region. An image drawn as it is has one region: its prompt, everywhere."""
+
+    context: torch.Tensor  # (R, L, D) the prompt of every region of every image
+    owner: torch.Tensor  # (R,) long: the image each region belongs to
+    masks: torch.Tensor  # (R, 1, h, w) 1 inside the region, 0 outside
+    steps: int
+
+    def predict(self, denoise: DenoiseFn, x_in: torch.Tensor, t: torch.Tensor, uncond_context: torch.Tensor,
+                branches: Branches):
+        """(out_cond, out_uncond): the empty-prompt rows as usual, then one row per region, in one UNet call."""
+        uncond_rows = branches.uncond_rows
+        batch_in = torch.cat([x_in[uncond_rows], x_in[self.owner]])
+        out = denoise(batch_in, t.expand(batch_in.shape[0]),
+                      torch.cat([uncond_context[uncond_rows], self.context]))
+        n_uncond = len(uncond_rows)
+        out_cond = out.new_zeros((x_in.shape[0], *out.shape[1:])).index_add_(0, self.owner, self.masks * out[n_uncond:])
+        return out_cond, branches.full(out[:n_uncond], uncond_rows)
+
+
 def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
            guidance_scale: float | list[float], steps: int, seeds: list[int],
-           observers: tuple[Observer, ...] = ()) -> torch.Tensor:
+           observers: tuple[Observer, ...] = (), regions: Regions | None = None) -> torch.Tensor:
     """Run the reverse process from noise x_T (unit variance) to the clean latent x_0."""
     scheduler.set_timesteps(steps)
     prediction_type = scheduler.config.prediction_type
@@ -134,17 +160,21 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     branches = Branches(scales, len(x_T))
     x_t = x_T * scheduler.init_noise_sigma
     for i, t in enumerate(scheduler.timesteps):
-        # 1. the model sees the variance-preserving latent, empty prompt and prompt in one batch
+        # 1. the model sees the variance-preserving latent, empty prompt and prompt (or regions) in one batch
         x_in = scheduler.scale_model_input(x_t, t)
-        batch_in, batch_context = branches.inputs(x_in, context, uncond_context)
-        out_cond, out_uncond = branches.split(denoise(batch_in, t.expand(batch_in.shape[0]), batch_context))
+        regional = regions is not None and i < regions.steps
+        if regional:
+            out_cond, out_uncond = regions.predict(denoise, x_in, t, uncond_context, branches)
+        else:
+            batch_in, batch_context = branches.inputs(x_in, context, uncond_context)
+            out_cond, out_uncond = branches.split(denoise(batch_in, t.expand(batch_in.shape[0]), batch_context))
         # 2. guidance, in the model's own prediction type (linear, so the same in eps)
         out_guided = branches.guided(out_cond, out_uncond)
         # 3. the scheduler subtracts its share of the noise
         x_next = scheduler.step(out_guided, t, x_t, return_dict=False, **step_kwargs)[0]
         if observers:
             _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, out_guided, x_next,
-                    prediction_type)
+                    prediction_type, regional)
         x_t = x_next
     return x_t
 
@@ -153,7 +183,8 @@ def _takes_generator(scheduler) -> bool:
     return "generator" in inspect.signature(scheduler.step).parameters
 
 
-def _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, out_guided, x_next, prediction_type):
+def _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, out_guided, x_next, prediction_type,
+            regional):
     alpha_bar = alpha_bar_at(scheduler, t)
 
     def eps_of(output):
@@ -162,7 +193,7 @@ def _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, 
     x0_pred, eps = to_x0_and_eps(out_guided, x_in, alpha_bar, prediction_type)
     record = StepRecord(index=i, steps=steps, timestep=float(t), alpha_bar=alpha_bar,
                         sigma=((1 - alpha_bar) / alpha_bar) ** 0.5, x_t=x_t, eps_cond=eps_of(out_cond),
-                        eps_uncond=eps_of(out_uncond), eps=eps, x0_pred=x0_pred, x_next=x_next)
+                        eps_uncond=eps_of(out_uncond), eps=eps, x0_pred=x0_pred, x_next=x_next, layout=regional)
     for observe in observers:
         observe(record)
 

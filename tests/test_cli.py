@@ -32,6 +32,17 @@ def test_generate_writes_png_with_parameters_and_regenerates_from_it(tiny_model_
     assert strip.width > 4 * strip.height
 
 
+def test_layout_share_travels_in_the_png_and_regenerates_the_same_image(tiny_model_dir, tmp_path, capsys):
+    paths = [tmp_path / f"{name}.png" for name in ("half", "again", "none")]
+    common = ["--model", tiny_model_dir, "--steps", "4", "-q"]
+    assert run(["generate", "a star above a heart", "-o", str(paths[0]), "--layout", "0.5", *common], capsys)[0] == 0
+    assert "Layout: 0.5," in Image.open(paths[0]).info["parameters"]
+    assert run(["generate", "--from-png", str(paths[0]), "-o", str(paths[1]), *common], capsys)[0] == 0
+    assert run(["generate", "a star above a heart", "-o", str(paths[2]), "--layout", "0", *common], capsys)[0] == 0
+    assert Image.open(paths[0]).tobytes() == Image.open(paths[1]).tobytes()
+    assert Image.open(paths[0]).tobytes() != Image.open(paths[2]).tobytes()
+
+
 def test_generate_batch_writes_one_file_per_seed(tiny_model_dir, tmp_path, capsys):
     code, _, _ = run(["generate", "two stars", "-o", str(tmp_path / "s.png"), "--batch", "3", "--steps", "2",
                       "--model", tiny_model_dir, "-q"], capsys)
@@ -56,6 +67,8 @@ def test_info_reports_blocks(tiny_model_dir, capsys):
     (["--width", "17"], "not a positive multiple of 2"),
     (["--width", "4096", "--height", "4096"], "too large"),
     (["--batch", "0"], "--batch must be at least 1"),
+    (["--layout", "1.5"], "--layout must be a share of the steps between 0 and 1"),
+    (["--layout", "nan"], "--layout must be a share of the steps between 0 and 1"),
 ])
 def test_generate_bad_sampling_input(tiny_model_dir, tmp_path, capsys, extra, message):
     code, _, err = run(["generate", "a star", "-o", str(tmp_path / "x.png"), "--model", tiny_model_dir, "-q", *extra],

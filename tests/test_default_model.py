@@ -42,6 +42,21 @@ def test_default_model_draws_simple_prompts(pipe):
     assert passed >= 12, f"{passed} of 16 simple prompts drawn as asked"
 
 
+def test_layout_puts_two_objects_where_the_relation_says(pipe):
+    """The benchmark's first position prompts: planned halves pass far more often than the model alone."""
+    from glassdiff.evaluate.prompts import load_prompts
+
+    specs = [s for s in load_prompts("seen") if s["tag"] == "position"][:8]
+
+    def passed(layout):
+        result = pipe([s["prompt"] for s in specs], seed=0, batch=2, layout=layout)
+        return sum(judge(specs[k // 2], detect(image)).passed for k, image in enumerate(result.images))
+
+    with_layout, alone = passed(0.33), passed(0.0)
+    print(f"position prompts passing: {with_layout}/16 with layout, {alone}/16 without")
+    assert with_layout >= 12 and with_layout >= alone + 4
+
+
 def word_pieces(tokens: list[str], word: str) -> slice:
     """The token positions that spell `word` ('hexagon' -> 'hex', '##agon')."""
     for i, token in enumerate(tokens):

@@ -26,6 +26,7 @@ def add_eval_args(p):
     p.add_argument("--save-images", default=None, help="also write the generated images in GenEval's layout")
     p.add_argument("--json", default=None)
     p.add_argument("--sheet", default=None, help="contact sheet of passes and failures (PNG)")
+    from ..cli import add_layout_arg
     from ..config import SamplingConfig
 
     default = SamplingConfig()
@@ -33,6 +34,7 @@ def add_eval_args(p):
     p.add_argument("--guidance", type=float, default=default.guidance)
     p.add_argument("--sampler", default=default.sampler)
     p.add_argument("--seed", type=int, default=default.seed)
+    add_layout_arg(p)
     p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")
 
 
@@ -90,7 +92,7 @@ def generate_for(pipe, specs: list[dict], per_prompt: int, args, chunk: int = 16
     for i in tqdm(range(0, len(specs), chunk), desc="generating", dynamic_ncols=True):
         group = specs[i:i + chunk]
         result = pipe([s["prompt"] for s in group], seed=args.seed, batch=per_prompt, steps=args.steps,
-                      guidance=args.guidance, sampler=args.sampler)
+                      guidance=args.guidance, sampler=args.sampler, layout=args.layout)
         for j, spec in enumerate(group):
             out.append((spec, result.images[j * per_prompt:(j + 1) * per_prompt], []))
     return out
@@ -183,7 +185,7 @@ def run_eval(args):
 
         payload = {"model_hash": model_hash, "images_per_prompt": args.images_per_prompt,
                    "sampling": {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler,
-                                "seed": args.seed},
+                                "seed": args.seed, "layout": args.layout},
                    "sets": {n: {k: v for k, v in r.items() if k != "verdicts"} for n, r in reports.items()},
                    "detector_validation": detector}
         with atomic_path(args.json) as tmp:

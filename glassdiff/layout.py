@@ -1,0 +1,81 @@
+"""Layout planning: a prompt naming two objects drawn as two one-object prompts, each in its own half.
+
+The default model puts one object where a caption says ("a star on the left")
+but rarely relates two ("a star left of a heart": the relation held in 30% of
+the benchmark's images with both shapes drawn) and often swaps two objects'
+colours. So for a prompt of the shapes world's grammar that names two single
+objects, the planner gives each object half the canvas (the halves the
+relation asks for; left and right for "and") and a prompt of its own that
+names the half: "a star on the left", "a heart on the right", asked for at medium
+size where the prompt leaves the size free (two large shapes in neighbouring
+halves touch, and the judge, like any reader, sees one blob). For the first
+steps of sampling, where the layout is decided, each latent pixel takes the
+prompted prediction of the region it lies in (regional prompting, as in
+MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM);
+the whole prompt steers the rest. Prompts outside the grammar, or naming one
+object, a count or a cell, are drawn as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import torch
+
+from .world.captions import CELL_PHRASES, caption
+from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
+
+FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a half with room
+
+_NOUN = (rf"(?:a|an|one) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
+         rf"(?P<shape{{n}}>{'|'.join(SHAPES)})(?P<cell{{n}}> (?:{'|'.join(CELL_PHRASES.values())}))?")
+_PROMPT = re.compile(rf"{_NOUN.format(n=1)}(?: and | (?P<relation>{'|'.join(RELATIONS)}) ){_NOUN.format(n=2)}"
+                     rf"(?: on (?:a )?(?P<background>{'|'.join(BACKGROUNDS)})(?: background)?)?")
+
+# the halves each object takes, by the relation of the first object to the second ("and": reading order)
+_HALVES = {None: ("left", "right"), "left of": ("left", "right"), "right of": ("right", "left"),
+           "above": ("top", "bottom"), "below": ("bottom", "top")}
+_BOXES = {"left": (0.0, 0.0, 0.5, 1.0), "right": (0.5, 0.0, 1.0, 1.0),
+          "top": (0.0, 0.0, 1.0, 0.5), "bottom": (0.0, 0.5, 1.0, 1.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    prompt: str  # a one-object prompt naming the region's cell
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1, fractions of the canvas, y down
+
+
+def parse(prompt: str) -> dict | None:
+    """The spec of a two-object prompt in the shapes world's grammar, or None."""
+    match = _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip("."))
+    if match is None or match["cell1"] or match["cell2"]:
+        return None
+    objects = [{"class": match[f"shape{n}"]} | {k: match[f"{k}{n}"] for k in ("size", "color") if match[f"{k}{n}"]}
+               for n in (1, 2)]
+    return {"objects": objects, "relation": match["relation"], "background": match["background"]}
+
+
+def plan(prompt: str) -> list[Region] | None:
+    """Regions tiling the canvas, one per object, or None when the prompt is drawn as it is."""
+    spec = parse(prompt)
+    if spec is None:
+        return None
+    regions = []
+    for entry, half in zip(spec["objects"], _HALVES[spec["relation"]]):
+        box = _BOXES[half]
+        cell = cell_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        one = {"include": [{"size": FREE_SIZE, **entry, "count": 1, "cell": cell}]}
+        if spec["background"]:
+            one["background"] = spec["background"]
+        regions.append(Region(caption(one), box))
+    return regions
+
+
+def masks(regions: list[Region], height: int, width: int) -> torch.Tensor:
+    """(R, 1, height, width): 1 on the latent pixels of each region's box, 0 elsewhere."""
+    out = torch.zeros(len(regions), 1, height, width)
+    for i, region in enumerate(regions):
+        x0, y0, x1, y1 = region.box
+        out[i, :, round(y0 * height):round(y1 * height), round(x0 * width):round(x1 * width)] = 1
+    return out

@@ -1,0 +1,89 @@
+"""Layout planning: which prompts get regions, where they lie, and how the loop draws them."""
+
+import numpy as np
+import pytest
+import torch
+
+from glassdiff.config import scheduler_preset
+from glassdiff.layout import masks, plan
+from glassdiff.sampling import Regions, TrajectoryRecorder, initial_noise, sample
+from glassdiff.schedulers import make_scheduler
+from glassdiff.world.vocab import RELATIONS, relation_holds
+
+
+def centre(box):
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+@pytest.mark.parametrize("relation", RELATIONS)
+def test_each_object_gets_the_half_its_relation_asks_for(relation):
+    star, heart = plan(f"a star {relation} a heart")
+    assert relation_holds(relation, centre(star.box), centre(heart.box))
+    assert star.prompt.startswith("a medium star ") and heart.prompt.startswith("a medium heart ")
+
+
+def test_region_prompts_are_captions_of_one_object_in_a_named_cell():
+    assert [r.prompt for r in plan("a small red circle and a large blue square")] == [
+        "a small red circle on the left", "a large blue square on the right"]
+    assert [r.prompt for r in plan("  A Yellow Star above a hexagon on sand. ")] == [
+        "a medium yellow star at the top on a sand background", "a medium hexagon at the bottom on a sand background"]
+
+
+@pytest.mark.parametrize("prompt", ["a star", "two stars and a heart", "a star in the top left and a heart",
+                                    "a crimson ball left of a box", "a star and a heart and a cross", ""])
+def test_prompts_outside_two_single_objects_are_drawn_as_they_are(prompt):
+    assert plan(prompt) is None
+
+
+@pytest.mark.parametrize("height,width", [(16, 16), (7, 9)])
+def test_regions_tile_the_canvas(height, width):
+    for relation in ("and", "above"):
+        tiled = masks(plan(f"a star {relation} a heart"), height, width).sum(0)
+        assert torch.equal(tiled, torch.ones(1, height, width))
+
+
+def pointwise_denoiser(x_in, t, context):
+    """Each pixel's output depends on that pixel and the context only, so regions can be checked pixel by pixel."""
+    return 0.5 * x_in + context.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+
+
+def test_each_region_draws_what_its_prompt_alone_would_there():
+    noise = initial_noise((2, 4, 6), [3])
+    left, right, empty = torch.full((1, 3, 8), 1.0), torch.full((1, 3, 8), -2.0), torch.zeros(1, 3, 8)
+    region_masks = torch.zeros(2, 1, 4, 6)
+    region_masks[0, ..., :3], region_masks[1, ..., 3:] = 1, 1
+    regions = Regions(torch.cat([left, right]), torch.tensor([0, 0]), region_masks, steps=5)
+
+    def run(context, regions=None, observers=()):
+        return sample(pointwise_denoiser, make_scheduler("ddim", scheduler_preset()), noise, context, empty, 3.0, 5,
+                      [3], observers, regions)
+
+    drawn = run(left, regions)
+    torch.testing.assert_close(drawn[..., :3], run(left)[..., :3])
+    torch.testing.assert_close(drawn[..., 3:], run(right)[..., 3:])
+    assert not torch.allclose(drawn, run(left))
+    # regions for the first 2 steps only: the whole prompt steers the rest, and the records say which was which
+    recorder = TrajectoryRecorder()
+    partly = run(left, Regions(regions.context, regions.owner, region_masks, steps=2), (recorder,))
+    assert [r.layout for r in recorder.records] == [True, True, False, False, False]
+    assert not torch.allclose(partly, drawn) and not torch.allclose(partly, run(left))
+
+
+def test_pipeline_plans_two_object_prompts_only(tiny_pipe):
+    two, one = "a star left of a heart", "a red circle"
+    with_layout = tiny_pipe([two, one], seed=1, batch=2, steps=3)
+    without = tiny_pipe([two, one], seed=1, batch=2, steps=3, layout=0.0)
+    assert with_layout.layouts[0] == plan(two) and with_layout.layouts[1] is None and without.layouts == [None, None]
+    assert not torch.allclose(with_layout.latents[:2], without.latents[:2])
+    torch.testing.assert_close(with_layout.latents[2:], without.latents[2:], atol=1e-5, rtol=1e-5)
+    assert "Layout: 0.33," in with_layout.infotexts[0] and "Layout: 0.0," in without.infotexts[0]
+
+
+def test_attention_maps_skip_the_layout_steps_and_leave_the_image_unchanged(tiny_pipe):
+    prompt = "a star above a heart"
+    plain = tiny_pipe(prompt, seed=2, steps=6, layout=0.5)
+    recorded = tiny_pipe(prompt, seed=2, steps=6, layout=0.5, attention=True)
+    assert torch.equal(plain.latents, recorded.latents)
+    per_step = recorded.attention.per_step
+    assert [float(m.abs().sum()) == 0 for m in per_step] == [True] * 3 + [False] * 3
+    assert np.isfinite(np.stack([m.numpy() for _, m in recorded.attention.word_maps()])).all()
