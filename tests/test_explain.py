@@ -29,6 +29,17 @@ def test_report_is_self_contained_and_has_every_section(report):
     assert not re.search(r"(src|href)=\"https?://", page)  # nothing loaded from the network
     assert "[CLS]" in page and "[PAD]" in page
     assert len(page) < 5_000_000
+    assert 'id="layout"' not in page  # one object: nothing planned
+
+
+@pytest.mark.parametrize("layout", [0.33, 0.0])
+def test_report_shows_the_regions_of_a_planned_prompt(tiny_pipe, layout):
+    params = dict(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m", layout=layout)
+    page, result = build_report(tiny_pipe, "a star left of a heart", params, sweep_steps=4)
+    assert ('id="layout"' in page) == (layout > 0)
+    assert ("<code>a medium star on the left</code>" in page and "<code>a medium heart on the right</code>" in page
+            and "for 2 of 6 steps" in page) == (layout > 0)
+    assert tiny_pipe("a star left of a heart", **params).latents.equal(result.latents)
 
 
 def test_report_final_image_is_the_generate_image(report, tiny_pipe):

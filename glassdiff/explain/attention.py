@@ -46,7 +46,9 @@ class AttentionRecorder:
 
     def on_step(self, record) -> None:
         height, width = record.x_t.shape[-2:]
-        if record.eps_cond is None:  # guidance 0: the prompt is never read, so no word steers anything
+        if record.eps_cond is None or record.layout:
+            # guidance 0: the prompt is never read, so no word steers anything; a layout step reads the regions'
+            # prompts, not this one
             self.pending.clear()
             self.per_step.append(torch.zeros(record.x_t.shape[0], len(self.tokens), height, width))
             return

@@ -111,3 +111,17 @@ def svg_lines(series: dict, xlabel: str, ylabel: str, xy: bool = False, width: i
         parts.append(f'<text x="{left + 8}" y="{24 + 14 * k}" font-size="11" fill="{color}">{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def layout_overlay(image: np.ndarray, boxes: list[tuple[float, float, float, float]], scale: int = 4) -> Image.Image:
+    """The image enlarged, each planned region's box outlined in its PALETTE colour and numbered from 1."""
+    big = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    draw = ImageDraw.Draw(big)
+    width, height = big.size
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        color = PALETTE[k % len(PALETTE)]
+        corner = (round(x0 * width) + 3, round(y0 * height) + 3)
+        draw.rectangle((corner, (round(x1 * width) - 4, round(y1 * height) - 4)), outline=color, width=3)
+        draw.rectangle((corner, (corner[0] + 14, corner[1] + 15)), fill=color)
+        draw.text((corner[0] + 4, corner[1] + 2), str(k + 1), fill="white")
+    return big

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .. import __version__
 from ..sampling import StepRecord
-from .pictures import diverging_strip, heatmap, overlay, project_to_rgb, svg_lines
+from .pictures import PALETTE, diverging_strip, heatmap, layout_overlay, overlay, project_to_rgb, svg_lines
 from .strip import trajectory_strip
 
 REFERENCE_WORDS = ("circle", "ball", "ring", "square", "box", "star", "heart", "red", "crimson", "blue",
@@ -91,7 +91,8 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
             panels[i][name] = png_uri(basis(t, limit))
     for i, r in enumerate(records):
         panels[i]["x0"] = png_uri(Image.fromarray(x0_images[i]))
-        panels[i]["label"] = f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
+        panels[i]["label"] = (f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
+                              + (" · regions' prompts" if r.layout else ""))
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
             panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy())) for _, m in step_words]
@@ -121,6 +122,25 @@ as false colour (the latent's channels projected to RGB). Move the slider.</p>
 </section>"""
 
 
+def layout_section(regions, records, final: np.ndarray) -> str:
+    """The planned regions over the final image, and which steps drew them (empty when the prompt was not planned)."""
+    if not regions:
+        return ""
+    steps = sum(r.layout for r in records)
+    legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
+                     f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
+    picture = _img(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
+    return f"""
+<section id="layout"><h2>1b. The layout <small>(regional prompts, for {steps} of {len(records)} steps)</small></h2>
+<p>This prompt names two objects, which this model often draws in the wrong places or with each other's colours.
+So glassdiff gave each object a half of the canvas and a prompt of its own that names that half. For the first
+{steps} steps, where the layout is decided, every latent pixel took the noise predicted with the prompt of its
+region (the "noise predicted with the prompt" panels below show that mix); from step {steps + 1} the whole prompt steers every pixel.
+<code>--layout 0</code> turns this off.</p>
+<div class="panels"><figure>{picture}<figcaption>the regions over the final image</figcaption></figure>
+<ol class="regions">{legend}</ol></div></section>"""
+
+
 def words_section(x_final: np.ndarray, attention, panels) -> str:
     if attention is None:
         return ""
@@ -133,7 +153,8 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
 <section id="words"><h2>3. Words to pixels <small>(cross-attention, DAAM-style)</small></h2>
 <p>Where each word steered the image: the UNet's cross-attention to that word, averaged over heads, upsampled
 from every layer and summed over layers and all steps, over the final image. Each map is stretched to its own
-range: brighter = more of that word's attention than elsewhere in the picture.</p>
+range: brighter = more of that word's attention than elsewhere in the picture. Steps drawn region by region
+(the layout above) read the regions' prompts, not this one, and add nothing here.</p>
 <div class="panels">{figures}</div>
 <h3>At the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
 
@@ -220,6 +241,8 @@ figcaption{font-size:12px;color:#555} img{image-rendering:pixelated} .strip{heig
 table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertical-align:middle}
 #step-label{font-family:monospace;margin-left:1em} .formula{font-family:monospace;font-size:17px}
 .plots{display:flex;gap:20px;flex-wrap:wrap} .heat{max-width:100%} .trajectory{max-width:100%}
+.regions{list-style:none;padding-left:1em} .regions li{margin:.4em 0}
+.swatch{display:inline-block;width:1.3em;text-align:center;color:white;font-weight:bold;border-radius:3px}
 """
 
 
@@ -239,7 +262,8 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sw
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()  # once, for all panels
     panels = step_panels(records, x0_images, attention)
     final = np.asarray(result.image)
-    body = [text_section(pipe, prompt, words), steps_section(records, panels), words_section(final, attention, panels),
+    body = [text_section(pipe, prompt, words), layout_section(result.layouts[0], records, final),
+            steps_section(records, panels), words_section(final, attention, panels),
             guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"])),
             decoder_section(pipe, result.latents, result.image)]
     if compare:
