@@ -5,7 +5,9 @@
    time) against glassdiff, same seed and steps, interleaved, median of N;
 2. peak memory of one generation in a fresh process, ours against diffusers';
 3. the explainer: building a report against the generation alone (same
-   prompt, seed and steps), interleaved, median of N, and the report's size.
+   prompt, seed and steps), interleaved, median of N, and the report's size;
+4. layout planning: a two-object prompt with its default layout against the
+   same prompt with --layout 0, interleaved, median of N.
 Timings on a shared machine are noisy: only the ratio of one run means much.
 """
 
@@ -23,6 +25,7 @@ import torch
 from .config import SamplingConfig
 
 PROMPT = "two blue squares above a red circle"
+LAYOUT_PROMPT = "a star left of a heart"  # planned: two regions
 STEPS = SamplingConfig().steps  # the default
 
 
@@ -97,14 +100,8 @@ def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0,
                       num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
                       generator=torch.Generator().manual_seed(0), output_type="pil")
 
-    ours(), theirs()  # warm up both
-    times = {"glassdiff": [], "diffusers": []}
-    for _ in range(repeats):
-        for name, fn in (("glassdiff", ours), ("diffusers", theirs)):
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    ours_s, theirs_s = statistics.median(times["glassdiff"]), statistics.median(times["diffusers"])
+    medians = _interleaved({"glassdiff": ours, "diffusers": theirs}, repeats)
+    ours_s, theirs_s = medians["glassdiff"], medians["diffusers"]
     return {"name": "generation time, one image", "model": what, "size": size, "steps": steps, "sampler": sampler,
             "threads": torch.get_num_threads(), "glassdiff_s": ours_s, "diffusers_s": theirs_s,
             "ratio": theirs_s / ours_s, "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
@@ -148,25 +145,45 @@ def time_report(repeats: int = 5, steps: int = 20) -> dict:
     def report():
         pages.append(build_report(pipe, prompt, params)[0])
 
-    runs = {"generation": lambda: pipe(prompt, **params), "report": report}
-    times = {name: [] for name in runs}
-    for fn in runs.values():  # warm up
-        fn()
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    generation_s, report_s = statistics.median(times["generation"]), statistics.median(times["report"])
+    medians = _interleaved({"generation": lambda: pipe(prompt, **params), "report": report}, repeats)
+    generation_s, report_s = medians["generation"], medians["report"]
     return {"name": "explainer report against the generation alone", "model": what, "steps": steps,
             "generation_s": generation_s, "report_s": report_s, "ratio": report_s / generation_s,
             "report_mb": len(pages[-1].encode()) / 1e6, "ratio_means": "report time / generation time (target < 2)"}
 
 
+def time_layout(repeats: int = 7) -> dict:
+    """What planning a two-object prompt costs: its regions' extra rows in the UNet batch for the first steps."""
+    pipe, what = _pipeline()
+    medians = _interleaved({"layout": lambda: pipe(LAYOUT_PROMPT, seed=0),
+                            "plain": lambda: pipe(LAYOUT_PROMPT, seed=0, layout=0.0)}, repeats)
+    return {"name": "layout planning against none, one two-object image", "model": what, "prompt": LAYOUT_PROMPT,
+            "layout_steps": SamplingConfig().layout_steps, "steps": STEPS, "layout_s": medians["layout"],
+            "plain_s": medians["plain"], "ratio": medians["layout"] / medians["plain"],
+            "ratio_means": "time with the default layout / time with --layout 0"}
+
+
+def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each run, after one warm-up each, the runs taking turns (so noise hits them alike)."""
+    for fn in runs.values():
+        fn()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
-    results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5)]
+    results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5),
+               time_layout(repeats=3 if quick else 7)]
     for r in results:
-        if "report_s" in r:
+        if "layout_s" in r:
+            print(f"{r['name']} ({r['prompt']!r}, {r['layout_steps']} of {r['steps']} steps in regions): "
+                  f"layout {r['layout_s'] * 1000:.0f} ms, none {r['plain_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}")
+        elif "report_s" in r:
             print(f"{r['name']} ({r['steps']} steps): generation {r['generation_s'] * 1000:.0f} ms, "
                   f"report {r['report_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}, {r['report_mb']:.2f} MB")
         elif "glassdiff_s" in r:
