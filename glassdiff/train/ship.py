@@ -61,6 +61,27 @@ def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
         labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
 
 
+def layout_sheet(model: str, out_png: str, n: int = 16):
+    """n two-object benchmark prompts (seed 0), each drawn by the model alone (--layout 0) and with its layout."""
+    from ..evaluate.prompts import load_prompts
+    from ..io import atomic_path
+    from .plots import labelled_grid
+
+    prompts = []
+    for name in ("seen", "heldout"):
+        rows = [spec["prompt"] for spec in load_prompts(name) if len(spec["include"]) == 2]
+        prompts += rows[:: max(1, len(rows) // (n // 2))][: n // 2]
+    pipe = Pipeline.load(model)
+    images, labels = [], []
+    for row in range(0, n, 8):  # a row alone, then the same prompts with their layout
+        for layout in (0.0, None):
+            params = {} if layout is None else {"layout": layout}
+            images += pipe(prompts[row:row + 8], seed=0, **params).images
+            labels += [f"{'layout' if layout is None else 'alone'}: {p}" for p in prompts[row:row + 8]]
+    with atomic_path(out_png) as tmp:
+        labelled_grid(images, labels, columns=8).save(tmp, format="PNG")
+
+
 def check_images(pipe) -> list[np.ndarray]:
     return [np.asarray(pipe(prompt, seed=0).image, dtype=int) for prompt in CHECK_PROMPTS]
 
@@ -68,3 +89,4 @@ def check_images(pipe) -> list[np.ndarray]:
 if __name__ == "__main__":
     print(f"max pixel difference fp32 -> fp16 weights: {ship(*sys.argv[1:4])} (of 255)")
     contact_sheet(sys.argv[2], os.path.join(sys.argv[2], "samples.png"))
+    layout_sheet(sys.argv[2], os.path.join(sys.argv[2], "layout.png"))
