@@ -95,6 +95,10 @@ def cmd_generate(args):
         writable_output(args.trajectory)
     pipe = load_pipeline(args.model)
     result = pipe(prompt, trace=bool(args.trajectory), progress=not args.quiet, **params)
+    if result.layouts[0]:
+        regions = " | ".join(region.prompt for region in result.layouts[0])
+        print(f"layout: {regions} (the first {result.params.layout_steps} of {result.params.steps} steps; "
+              f"--layout 0 draws the prompt as it is)")
     for image, text, path in zip(result.images, result.infotexts, paths):
         save_png(image, path, text)
         print(f"wrote {path}")
