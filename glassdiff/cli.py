@@ -73,7 +73,8 @@ def add_layout_arg(p: argparse.ArgumentParser):
 
 def sampling_params(args) -> dict:
     params = dict(steps=args.steps, guidance=args.guidance, seed=args.seed, sampler=args.sampler,
-                  negative=args.negative, layout=args.layout, width=args.width, height=args.height, batch=getattr(args, "batch", 1))
+                  negative=args.negative, layout=args.layout, width=args.width, height=args.height,
+                  batch=getattr(args, "batch", 1))
     SamplingConfig(**params)  # validate before anything loads
     return params
 

@@ -145,7 +145,8 @@ class Regions:
         out = denoise(batch_in, t.expand(batch_in.shape[0]),
                       torch.cat([uncond_context[uncond_rows], self.context]))
         n_uncond = len(uncond_rows)
-        out_cond = out.new_zeros((x_in.shape[0], *out.shape[1:])).index_add_(0, self.owner, self.masks * out[n_uncond:])
+        out_cond = out.new_zeros((x_in.shape[0], *out.shape[1:]))
+        out_cond.index_add_(0, self.owner, self.masks * out[n_uncond:])  # each region's pixels, into its image
         return out_cond, branches.full(out[:n_uncond], uncond_rows)
 
 
@@ -162,7 +163,7 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     for i, t in enumerate(scheduler.timesteps):
         # 1. the model sees the variance-preserving latent, empty prompt and prompt (or regions) in one batch
         x_in = scheduler.scale_model_input(x_t, t)
-        regional = regions is not None and i < regions.steps
+        regional = regions is not None and i < regions.steps and bool(branches.cond_rows)  # guidance 0: no prompt
         if regional:
             out_cond, out_uncond = regions.predict(denoise, x_in, t, uncond_context, branches)
         else:

@@ -79,6 +79,13 @@ def test_pipeline_plans_two_object_prompts_only(tiny_pipe):
     assert "Layout: 0.33," in with_layout.infotexts[0] and "Layout: 0.0," in without.infotexts[0]
 
 
+def test_guidance_zero_runs_no_region_prompts(tiny_pipe):
+    result = tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0, trace=True)
+    assert all(r.eps_cond is None and not r.layout for r in result.trace)
+    assert torch.equal(result.latents, tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0,
+                                                 layout=0.0).latents)
+
+
 def test_attention_maps_skip_the_layout_steps_and_leave_the_image_unchanged(tiny_pipe):
     prompt = "a star above a heart"
     plain = tiny_pipe(prompt, seed=2, steps=6, layout=0.5)

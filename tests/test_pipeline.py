@@ -37,7 +37,8 @@ def test_infotext_follows_a1111_layout(tiny_pipe):
     lines = result.infotexts[0].split("\n")
     assert lines[0] == "a star"
     assert lines[1] == "Negative prompt: blurry"
-    assert lines[2].startswith("Steps: 3, Sampler: dpmpp_2m, CFG scale: 4.0, Seed: 2, Size: 16x16, Layout: 0.33, Model hash: ")
+    assert lines[2].startswith("Steps: 3, Sampler: dpmpp_2m, CFG scale: 4.0, Seed: 2, Size: 16x16, Layout: 0.33, "
+                               "Model hash: ")
 
 
 def test_save_load_round_trip_is_exact(tiny_pipe, tiny_model_dir):

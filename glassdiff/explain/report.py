@@ -135,7 +135,8 @@ def layout_section(regions, records, final: np.ndarray) -> str:
 <p>This prompt names two objects, which this model often draws in the wrong places or with each other's colours.
 So glassdiff gave each object a half of the canvas and a prompt of its own that names that half. For the first
 {steps} steps, where the layout is decided, every latent pixel took the noise predicted with the prompt of its
-region (the "noise predicted with the prompt" panels below show that mix); from step {steps + 1} the whole prompt steers every pixel.
+region (the "noise predicted with the prompt" panels below show that mix); from step {steps + 1} the whole prompt
+steers every pixel.
 <code>--layout 0</code> turns this off.</p>
 <div class="panels"><figure>{picture}<figcaption>the regions over the final image</figcaption></figure>
 <ol class="regions">{legend}</ol></div></section>"""
