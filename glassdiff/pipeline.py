@@ -152,7 +152,8 @@ class Pipeline:
             raise BadInput("attention maps need one guidance scale for the whole batch; leave out scales")
         height, width = cfg.size_for(self.native_size, self.factor)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
-        layouts = [plan(p) if cfg.layout_steps else None for p in prompts]
+        prompted = any(s != 0 for s in (scales or [cfg.guidance]))  # guidance 0 never reads a prompt
+        layouts = [plan(p) if cfg.layout_steps and prompted else None for p in prompts]
         region_prompts = [region.prompt for regions in layouts if regions for region in regions]
         encoded = self.text_encoder(prompts + region_prompts + [cfg.negative])
         context = encoded.context[:len(prompts)].repeat_interleave(cfg.batch, dim=0)

@@ -81,7 +81,7 @@ def test_pipeline_plans_two_object_prompts_only(tiny_pipe):
 
 def test_guidance_zero_runs_no_region_prompts(tiny_pipe):
     result = tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0, trace=True)
-    assert all(r.eps_cond is None and not r.layout for r in result.trace)
+    assert all(r.eps_cond is None and not r.layout for r in result.trace) and result.layouts == [None]
     assert torch.equal(result.latents, tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0,
                                                  layout=0.0).latents)
 
