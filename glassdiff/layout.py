@@ -1,4 +1,4 @@
-"""Layout planning: a prompt naming two objects drawn as two one-object prompts, each in its own half.
+"""Layout planning: a prompt naming two objects drawn as one-object prompts, each in its own part of the canvas.
 
 The default model puts one object where a caption says ("a star on the left")
 but rarely relates two ("a star left of a heart": the relation held in 30% of
@@ -12,8 +12,9 @@ halves touch, and the judge, like any reader, sees one blob). For the first
 steps of sampling, where the layout is decided, each latent pixel takes the
 prompted prediction of the region it lies in (regional prompting, as in
 MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM);
-the whole prompt steers the rest. Prompts outside the grammar, or naming one
-object, a count or a cell, are drawn as they are.
+the whole prompt steers the rest. Two copies of an object ("two blue squares
+above a red circle") share its half, a quarter each. Prompts outside the
+grammar, naming one object, three or four copies, or a cell, are drawn as they are.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
 
 FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a half with room
 
-_NOUN = (rf"(?:a|an|one) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
-         rf"(?P<shape{{n}}>{'|'.join(SHAPES)})(?P<cell{{n}}> (?:{'|'.join(CELL_PHRASES.values())}))?")
+_NOUN = (rf"(?P<lead{{n}}>a|an|one|two) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
+         rf"(?P<shape{{n}}>{'|'.join(SHAPES)})(?:e?s)?(?P<cell{{n}}> (?:{'|'.join(CELL_PHRASES.values())}))?")
 _PROMPT = re.compile(rf"{_NOUN.format(n=1)}(?: and | (?P<relation>{'|'.join(RELATIONS)}) ){_NOUN.format(n=2)}"
                      rf"(?: on (?:a )?(?P<background>{'|'.join(BACKGROUNDS)})(?: background)?)?")
 
@@ -47,29 +48,39 @@ class Region:
 
 
 def parse(prompt: str) -> dict | None:
-    """The spec of a two-object prompt in the shapes world's grammar, or None."""
+    """The spec of a prompt naming two objects (one or two copies each) in the shapes world's grammar, or None."""
     match = _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip("."))
     if match is None or match["cell1"] or match["cell2"]:
         return None
-    objects = [{"class": match[f"shape{n}"]} | {k: match[f"{k}{n}"] for k in ("size", "color") if match[f"{k}{n}"]}
-               for n in (1, 2)]
+    objects = [{"class": match[f"shape{n}"], "count": 2 if match[f"lead{n}"] == "two" else 1}
+               | {k: match[f"{k}{n}"] for k in ("size", "color") if match[f"{k}{n}"]} for n in (1, 2)]
     return {"objects": objects, "relation": match["relation"], "background": match["background"]}
 
 
 def plan(prompt: str) -> list[Region] | None:
-    """Regions tiling the canvas, one per object, or None when the prompt is drawn as it is."""
+    """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is."""
     spec = parse(prompt)
     if spec is None:
         return None
     regions = []
     for entry, half in zip(spec["objects"], _HALVES[spec["relation"]]):
-        box = _BOXES[half]
-        cell = cell_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        one = {"include": [{"size": FREE_SIZE, **entry, "count": 1, "cell": cell}]}
-        if spec["background"]:
-            one["background"] = spec["background"]
-        regions.append(Region(caption(one), box))
+        for box in _split(_BOXES[half], entry["count"]):
+            cell = cell_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            one = {"include": [{"size": FREE_SIZE, **entry, "count": 1, "cell": cell}]}
+            if spec["background"]:
+                one["background"] = spec["background"]
+            regions.append(Region(caption(one), box))
     return regions
+
+
+def _split(box, count: int) -> list[tuple[float, float, float, float]]:
+    """The box, or two copies' halves of it across its long side (a tall half into quarters above each other)."""
+    x0, y0, x1, y1 = box
+    if count == 1:
+        return [box]
+    if y1 - y0 > x1 - x0:
+        return [(x0, y0, x1, (y0 + y1) / 2), (x0, (y0 + y1) / 2, x1, y1)]
+    return [(x0, y0, (x0 + x1) / 2, y1), ((x0 + x1) / 2, y0, x1, y1)]
 
 
 def masks(regions: list[Region], height: int, width: int) -> torch.Tensor:

@@ -57,6 +57,37 @@ def test_layout_puts_two_objects_where_the_relation_says(pipe):
     assert with_layout >= 12 and with_layout >= alone + 4
 
 
+def two_copies_related_to_one(n: int, seed: int = 0) -> list[dict]:
+    """n position specs of two copies and one object ("two blue squares above a circle"), colours named half the time."""
+    from glassdiff.world.captions import caption
+    from glassdiff.world.vocab import COLORS, RELATIONS
+
+    rng, specs = random.Random(seed), []
+    for _ in range(n):
+        a, b = rng.sample(SHAPES, 2)
+        pair = [{"class": a, "count": 2}, {"class": b, "count": 1}]
+        for entry in pair:
+            if rng.random() < 0.5:
+                entry["color"] = rng.choice(list(COLORS))
+        rng.shuffle(pair)
+        pair[1]["position"] = [rng.choice(RELATIONS), 0]
+        spec = {"tag": "position", "include": pair}
+        specs.append({**spec, "prompt": caption(spec)})
+    return specs
+
+
+def test_layout_gives_two_copies_a_quarter_each(pipe):
+    specs = two_copies_related_to_one(24)
+
+    def passed(layout):
+        images = pipe([s["prompt"] for s in specs], seed=0, layout=layout).images
+        return sum(judge(spec, detect(image)).passed for spec, image in zip(specs, images))
+
+    with_layout, alone = passed(0.33), passed(0.0)
+    print(f"two copies and one object, related: {with_layout}/24 with layout, {alone}/24 without")
+    assert with_layout >= 6 and with_layout >= alone + 4
+
+
 def word_pieces(tokens: list[str], word: str) -> slice:
     """The token positions that spell `word` ('hexagon' -> 'hex', '##agon')."""
     for i, token in enumerate(tokens):

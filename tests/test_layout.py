@@ -29,7 +29,15 @@ def test_region_prompts_are_captions_of_one_object_in_a_named_cell():
         "a medium yellow star at the top on a sand background", "a medium hexagon at the bottom on a sand background"]
 
 
-@pytest.mark.parametrize("prompt", ["a star", "two stars and a heart", "a star in the top left and a heart",
+def test_two_copies_share_their_half_one_quarter_each():
+    squares_top, squares_bottom, circle = plan("two blue squares above a red circle")
+    assert [squares_top.prompt, squares_bottom.prompt, circle.prompt] == [
+        "a medium blue square in the top left", "a medium blue square in the top right", "a medium red circle at the bottom"]
+    assert [squares_top.box, squares_bottom.box] == [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5)]
+    assert [r.box for r in plan("two crosses left of a heart")[:2]] == [(0.0, 0.0, 0.5, 0.5), (0.0, 0.5, 0.5, 1.0)]
+
+
+@pytest.mark.parametrize("prompt", ["a star", "three stars and a heart", "a star in the top left and a heart",
                                     "a crimson ball left of a box", "a star and a heart and a cross", ""])
 def test_prompts_outside_two_single_objects_are_drawn_as_they_are(prompt):
     assert plan(prompt) is None
@@ -37,8 +45,8 @@ def test_prompts_outside_two_single_objects_are_drawn_as_they_are(prompt):
 
 @pytest.mark.parametrize("height,width", [(16, 16), (7, 9)])
 def test_regions_tile_the_canvas(height, width):
-    for relation in ("and", "above"):
-        tiled = masks(plan(f"a star {relation} a heart"), height, width).sum(0)
+    for prompt in ("a star and a heart", "a star above a heart", "two stars left of two hearts"):
+        tiled = masks(plan(prompt), height, width).sum(0)
         assert torch.equal(tiled, torch.ones(1, height, width))
 
 
