@@ -45,16 +45,23 @@ def ship(source: str, target: str, vae: str | None = None) -> int:
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
 
-def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
-    """n generations (seed 0) for benchmark prompts spread over every task, seen and held out, labelled."""
+def spread_prompts(n: int, keep=lambda spec: True) -> list[str]:
+    """n benchmark prompts the filter keeps, half seen and half held out, evenly spread over each file."""
     from ..evaluate.prompts import load_prompts
-    from ..io import atomic_path
-    from .plots import labelled_grid
 
     prompts = []
     for name in ("seen", "heldout"):
-        rows = [spec["prompt"] for spec in load_prompts(name)]
+        rows = [spec["prompt"] for spec in load_prompts(name) if keep(spec)]
         prompts += rows[:: max(1, len(rows) // (n // 2))][: n // 2]
+    return prompts
+
+
+def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
+    """n generations (seed 0) for benchmark prompts spread over every task, seen and held out, labelled."""
+    from ..io import atomic_path
+    from .plots import labelled_grid
+
+    prompts = spread_prompts(n)
     pipe = Pipeline.load(model)
     images = [im for i in range(0, len(prompts), chunk) for im in pipe(prompts[i:i + chunk], seed=0).images]
     with atomic_path(out_png) as tmp:
@@ -63,21 +70,17 @@ def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
 
 def layout_sheet(model: str, out_png: str, n: int = 16):
     """n two-object benchmark prompts (seed 0), each drawn by the model alone (--layout 0) and with its layout."""
-    from ..evaluate.prompts import load_prompts
+    from ..config import SamplingConfig
     from ..io import atomic_path
     from .plots import labelled_grid
 
-    prompts = []
-    for name in ("seen", "heldout"):
-        rows = [spec["prompt"] for spec in load_prompts(name) if len(spec["include"]) == 2]
-        prompts += rows[:: max(1, len(rows) // (n // 2))][: n // 2]
+    prompts = spread_prompts(n, lambda spec: len(spec["include"]) == 2)
     pipe = Pipeline.load(model)
     images, labels = [], []
     for row in range(0, n, 8):  # a row alone, then the same prompts with their layout
-        for layout in (0.0, None):
-            params = {} if layout is None else {"layout": layout}
-            images += pipe(prompts[row:row + 8], seed=0, **params).images
-            labels += [f"{'layout' if layout is None else 'alone'}: {p}" for p in prompts[row:row + 8]]
+        for layout in (0.0, SamplingConfig().layout):
+            images += pipe(prompts[row:row + 8], seed=0, layout=layout).images
+            labels += [f"{'layout' if layout else 'alone'}: {p}" for p in prompts[row:row + 8]]
     with atomic_path(out_png) as tmp:
         labelled_grid(images, labels, columns=8).save(tmp, format="PNG")
 
