@@ -88,6 +88,10 @@ def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkey
     train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5,
                                                              "caption_cells": 1.0, "data_chunks": 2}))
     assert len(calls) == 5
+    train_denoiser(DenoiserTrainConfig(out=out, steps=1, **{**TINY, "captions": 12, "caption_colors": 0.5,
+                                                             "caption_cells": 1.0, "data_chunks": 2,
+                                                             "caption_tasks": "counting=5"}))
+    assert len(calls) == 6
 
 
 def test_shapes_data_in_chunks_is_deterministic_and_one_chunk_is_the_single_stream():

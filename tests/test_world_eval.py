@@ -69,6 +69,22 @@ def test_caption_cell_share_is_honoured_and_the_scene_puts_the_object_there(p_ce
     assert abs(len(in_cell) / len(singles) - p_cell) < 0.08
 
 
+def test_caption_task_mix_is_honoured_and_a_bad_one_is_refused():
+    from collections import Counter
+
+    from glassdiff.world.captions import TRAIN_TAGS, task_mix
+
+    assert task_mix("") == TRAIN_TAGS
+    mix = task_mix("counting=6, position=0")
+    assert mix == {**TRAIN_TAGS, "counting": 6.0, "position": 0.0}
+    rng = random.Random(5)
+    tags = Counter(sample_spec(rng, tags=mix)["tag"] for _ in range(1100))
+    assert tags["position"] == 0 and abs(tags["counting"] / 1100 - 6 / 11) < 0.06
+    for bad in ("count=3", "counting=-1", "counting=many", "single_object=0,counting=0,two_object=0,position=0"):
+        with pytest.raises(BadInput, match="--caption-tasks"):
+            task_mix(bad)
+
+
 def test_single_object_rule():
     spec = {"tag": "single_object", "include": [one("star")]}
     assert verdict(spec, obj("star", "red", 0.3, 0.5, 0.5)).passed

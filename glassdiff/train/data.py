@@ -30,26 +30,27 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def shapes_examples(n: int, seed: int, size: int, scenes_per_caption: int = 1,
-                    p_color: float = NAMED_COLOR_SHARE, p_cell: float = NAMED_CELL_SHARE, chunks: int = 1):
+                    p_color: float = NAMED_COLOR_SHARE, p_cell: float = NAMED_CELL_SHARE, chunks: int = 1,
+                    tags: dict[str, float] | None = None):
     """(captions, images uint8 (n*k, size, size, 3)) of training scenes, deterministic in (seed, chunks).
 
     chunks > 1 draws the set as that many independently seeded parts, built in parallel (a process per core);
-    chunks 1 is one random stream, as the shipped recipe's stages drew it.
+    chunks 1 is one random stream, as the shipped recipe's stages drew it. tags: the task mix (TRAIN_TAGS).
     """
     if chunks <= 1:
-        return _draw_examples(n, seed, size, scenes_per_caption, p_color, p_cell)
+        return _draw_examples(n, seed, size, scenes_per_caption, p_color, p_cell, tags)
     sizes = [n // chunks + (i < n % chunks) for i in range(chunks)]
-    jobs = [(k, f"{seed}:{i}", size, scenes_per_caption, p_color, p_cell) for i, k in enumerate(sizes)]
+    jobs = [(k, f"{seed}:{i}", size, scenes_per_caption, p_color, p_cell, tags) for i, k in enumerate(sizes)]
     with multiprocessing.get_context("fork").Pool(min(chunks, os.cpu_count() or 1)) as pool:
         parts = pool.starmap(_draw_examples, jobs)
     return [c for captions, _ in parts for c in captions], np.concatenate([images for _, images in parts])
 
 
-def _draw_examples(n: int, seed, size: int, scenes_per_caption: int, p_color: float, p_cell: float):
+def _draw_examples(n: int, seed, size: int, scenes_per_caption: int, p_color: float, p_cell: float, tags=None):
     rng = random.Random(seed)
     captions, images = [], []
     for _ in range(n):
-        spec = sample_spec(rng, p_color=p_color, p_cell=p_cell)
+        spec = sample_spec(rng, p_color=p_color, p_cell=p_cell, tags=tags)
         captions.append(spec["prompt"])
         for _k in range(scenes_per_caption):
             images.append(render_array(scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE), size))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..config import autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import add_coordinate_inputs, build_unet, unet_input
 from ..io import state_digest
-from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE
+from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE, task_mix
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
 from .data import folder_examples, shapes_examples, to_tensor
@@ -55,6 +55,7 @@ class DenoiserTrainConfig:
     scenes_per_caption: int = 3
     caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
     caption_cells: float = NAMED_CELL_SHARE  # share of single-object captions that name a cell
+    caption_tasks: str = ""  # task mix, e.g. 'counting=4,position=2'; tasks left out keep TRAIN_TAGS' weights
     data_chunks: int = 1  # draw the shapes set as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
@@ -69,7 +70,7 @@ class DenoiserTrainConfig:
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption",
-                                   "caption_colors", "caption_cells", "data", "seed", "data_chunks")}
+                                   "caption_colors", "caption_cells", "caption_tasks", "data", "seed", "data_chunks")}
 
 
 @torch.no_grad()
@@ -83,7 +84,8 @@ def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
         per = 1
     else:
         captions, images = shapes_examples(cfg.captions, cfg.seed + 7, cfg.size, cfg.scenes_per_caption,
-                                           cfg.caption_colors, cfg.caption_cells, cfg.data_chunks)
+                                           cfg.caption_colors, cfg.caption_cells, cfg.data_chunks,
+                                           task_mix(cfg.caption_tasks))
         per = cfg.scenes_per_caption
     vae.to(cfg.device)
     text_encoder.to(cfg.device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from ..config import BadInput
 from .splits import HELDOUT_COLOR_SHAPE, HELDOUT_SHAPE_PAIRS
 from .vocab import BACKGROUNDS, CELLS, COLORS, NUMBERS, RELATIONS, SHAPES, SIZES, plural
 
@@ -23,6 +24,24 @@ NAMED_COLOR_SHARE = 0.85
 NAMED_CELL_SHARE = 0.35
 # Task mix of the training captions (tag -> weight).
 TRAIN_TAGS = {"single_object": 3, "counting": 2, "two_object": 2, "position": 3}
+
+
+def task_mix(text: str) -> dict[str, float]:
+    """'single_object=3,counting=4' -> the training task mix; tasks left out keep their TRAIN_TAGS weight."""
+    mix = dict(TRAIN_TAGS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tag, _, weight = item.partition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if tag.strip() not in mix or value < 0:
+            raise BadInput(f"--caption-tasks: '{item}' is not TASK=WEIGHT with TASK one of {', '.join(TRAIN_TAGS)} "
+                           f"and WEIGHT >= 0, e.g. 'counting=4,position=2'")
+        mix[tag.strip()] = value
+    if not any(mix.values()):
+        raise BadInput("--caption-tasks: every weight is 0; give at least one task a positive weight")
+    return mix
 
 
 def _article(word: str) -> str:
@@ -83,21 +102,21 @@ def _entry(rng, shape, p_color, p_size=0.3, heldout=False, count=1):
 
 
 def sample_spec(rng: random.Random, heldout: bool = False, p_color: float = NAMED_COLOR_SHARE,
-                p_cell: float = NAMED_CELL_SHARE) -> dict:
+                p_cell: float = NAMED_CELL_SHARE, tags: dict[str, float] | None = None) -> dict:
     """A random training spec; with heldout=False it never names a held-out composition.
 
     p_color is the share of objects whose colour the caption names; an object
     without one is drawn in any colour. p_cell is the share of single objects
-    placed in a named cell."""
+    placed in a named cell. tags is the task mix (tag -> weight; default TRAIN_TAGS)."""
     while True:
-        spec = _draw_spec(rng, heldout, p_color, p_cell)
+        spec = _draw_spec(rng, heldout, p_color, p_cell, tags or TRAIN_TAGS)
         if spec is not None:
             spec["prompt"] = caption(spec, rng)
             return spec
 
 
-def _draw_spec(rng: random.Random, heldout: bool, p_color: float, p_cell: float) -> dict | None:
-    tag = rng.choices(list(TRAIN_TAGS), weights=list(TRAIN_TAGS.values()))[0]
+def _draw_spec(rng: random.Random, heldout: bool, p_color: float, p_cell: float, tags: dict) -> dict | None:
+    tag = rng.choices(list(tags), weights=list(tags.values()))[0]
     if tag in ("single_object", "counting"):
         count = 1 if tag == "single_object" else rng.randint(2, 4)
         entry = _entry(rng, rng.choice(SHAPES), p_color, heldout=heldout, count=count)
