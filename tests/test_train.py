@@ -58,6 +58,16 @@ def test_resume_after_kill_ends_where_an_uninterrupted_run_ends(tmp_path, one_th
     assert resumed["weights_digest"] == whole["weights_digest"]
 
 
+def test_stop_after_ends_on_the_schedule_of_steps_and_resumes_to_the_whole_run(tmp_path, one_thread):
+    whole = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "whole"), steps=6, **TINY))
+    out = str(tmp_path / "stopped")
+    stopped = train_denoiser(DenoiserTrainConfig(out=out, steps=6, stop_after=3, **TINY))
+    assert stopped["steps"] == 3 and torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)["step"] == 3
+    assert stopped["weights_digest"] != whole["weights_digest"]
+    resumed = train_denoiser(DenoiserTrainConfig(out=out, steps=6, resume=True, **TINY))
+    assert resumed["weights_digest"] == whole["weights_digest"]
+
+
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     out = str(tmp_path / "run")
     train_denoiser(DenoiserTrainConfig(out=out, steps=2, **TINY))

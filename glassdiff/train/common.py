@@ -72,7 +72,8 @@ def load_checkpoint(path: str, config: dict) -> dict:
         raise BadInput(f"cannot read checkpoint {path}: {err}; delete it or point --out elsewhere") from err
     theirs = state.get("config", {})
     # an option newer than the checkpoint is taken to have been at its default (new options keep the old behaviour)
-    mismatched = sorted(k for k in config if k not in ("steps", "resume") and theirs.get(k, config[k]) != config[k])
+    mismatched = sorted(k for k in config if k not in ("steps", "stop_after", "resume")
+                        and theirs.get(k, config[k]) != config[k])
     if mismatched:
         raise BadInput(f"checkpoint {path} was written by another config (differs in {', '.join(mismatched)}); "
                        f"use the same options or a new --out")

@@ -43,6 +43,7 @@ class DenoiserTrainConfig:
     heads: int = 0  # attention heads per UNet block; 0: heads of HEAD_DIM channels (the shipped model has 32 heads)
     size: int = 64
     steps: int = 3000
+    stop_after: int = 0  # end after this many steps (checkpoint and model written; the schedule still ends at --steps)
     batch: int = 32
     lr: float = 4e-4
     warmup: int = 100
@@ -187,7 +188,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     steps_per_epoch = max(1, len(cache["latents"]) // cfg.batch)
     buckets = torch.zeros(2, NOISE_BUCKETS)
     t0 = time.time()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="denoiser", disable=rank != 0,
+    end = min(cfg.stop_after or cfg.steps, cfg.steps)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="denoiser", disable=rank != 0,
                dynamic_ncols=True)
     for step in bar:
         idx, t, noise, drop = step_batch(cfg, cache, step, steps_per_epoch)
@@ -207,15 +209,15 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
             bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{cfg.batch * (step + 1 - start) / (time.time() - t0):.1f}")
             _log_step(cfg, step, loss.item(), buckets, time.time() - t0)
         done = step + 1
-        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema.shadow,
                                         "step": done, "config": config_dict(cfg)})
             _write_model(cfg, ema, vae, text_encoder, dict(unet.config))
-        if rank == 0 and (done % cfg.sample_every == 0 or done == cfg.steps):
+        if rank == 0 and (done % cfg.sample_every == 0 or done == end):
             _write_samples(cfg, done)
     if dist.is_initialized():
         dist.barrier()
-    result = {"steps": cfg.steps, "wall_s": time.time() - t0, "world_size": world, "rank": rank,
+    result = {"steps": end, "wall_s": time.time() - t0, "world_size": world, "rank": rank,
               "unet_params": sum(p.numel() for p in unet.parameters()), "images": len(cache["latents"]),
               "weights_digest": weights_digest(unet)}
     if rank == 0 and os.path.exists(os.path.join(cfg.out, "log.jsonl")):
