@@ -66,6 +66,8 @@ def test_stop_after_ends_on_the_schedule_of_steps_and_resumes_to_the_whole_run(t
     assert stopped["weights_digest"] != whole["weights_digest"]
     resumed = train_denoiser(DenoiserTrainConfig(out=out, steps=6, resume=True, **TINY))
     assert resumed["weights_digest"] == whole["weights_digest"]
+    with pytest.raises(BadInput, match="--stop-after"):
+        train_denoiser(DenoiserTrainConfig(out=out, steps=6, stop_after=-1, **TINY))
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..config import autoencoder_preset, scheduler_preset, unet_preset
+from ..config import BadInput, autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import add_coordinate_inputs, build_unet, unet_input
 from ..io import state_digest
 from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE, task_mix
@@ -164,6 +164,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 
     from ..text import TextEncoder
 
+    if cfg.stop_after < 0:
+        raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
     rank, world = setup_distributed(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)

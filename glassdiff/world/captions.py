@@ -6,6 +6,7 @@ true; benchmark prompts are specs phrased the canonical way.
 
 from __future__ import annotations
 
+import math
 import random
 
 from ..config import BadInput
@@ -34,8 +35,8 @@ def task_mix(text: str) -> dict[str, float]:
         try:
             value = float(weight)
         except ValueError:
-            value = -1.0
-        if tag.strip() not in mix or value < 0:
+            value = math.nan
+        if tag.strip() not in mix or not 0 <= value < math.inf:
             raise BadInput(f"--caption-tasks: '{item}' is not TASK=WEIGHT with TASK one of {', '.join(TRAIN_TAGS)} "
                            f"and WEIGHT >= 0, e.g. 'counting=4,position=2'")
         mix[tag.strip()] = value
