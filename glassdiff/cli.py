@@ -67,8 +67,9 @@ def add_sampling_args(p: argparse.ArgumentParser):
 
 def add_layout_arg(p: argparse.ArgumentParser):
     p.add_argument("--layout", type=float, default=SamplingConfig().layout,
-                   help="share of the steps that draw a two-object prompt's objects in halves of their own "
-                        "(\"a star left of a heart\": the star's prompt on the left half); 0 turns it off")
+                   help="share of the steps that draw each object of a two-object prompt, or each copy of a "
+                        "counted one, in a part of the canvas of its own (\"a star left of a heart\": the star's "
+                        "prompt on the left half; \"three stars\": one star per part); 0 turns it off")
 
 
 def sampling_params(args) -> dict:
@@ -98,7 +99,8 @@ def cmd_generate(args):
     result = pipe(prompt, trace=bool(args.trajectory), progress=not args.quiet, **params)
     if result.layouts[0]:
         regions = " | ".join(region.prompt for region in result.layouts[0])
-        print(f"layout: {regions} (the first {result.params.layout_steps} of {result.params.steps} steps; "
+        first, last = result.params.layout_start + 1, result.params.layout_start + result.params.layout_steps
+        print(f"layout: {regions} (steps {first}-{last} of {result.params.steps}; "
               f"--layout 0 draws the prompt as it is)")
     for image, text, path in zip(result.images, result.infotexts, paths):
         save_png(image, path, text)

@@ -7,6 +7,10 @@ import math
 
 SAMPLERS = ("ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lms")
 MAX_STEPS = 1000
+# Share of the steps drawn with the whole prompt before a layout's regions (at least one): at the default 15
+# steps, one (two objects' colours held in 0.863 of the benchmark's images; regions from the first step 0.815,
+# from the third 0.590).
+LAYOUT_START_SHARE = 1 / 15
 MAX_PIXELS = 1024 * 1024  # beyond this a CPU run is out of memory or out of patience
 
 
@@ -24,7 +28,7 @@ class SamplingConfig:
     height: int | None = None
     batch: int = 1
     negative: str = ""
-    layout: float = 0.33  # share of the steps a two-object prompt is drawn region by region (layout.py); 0: never
+    layout: float = 0.33  # share of the steps a planned prompt is drawn region by region (layout.py); 0: never
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -41,8 +45,14 @@ class SamplingConfig:
             raise BadInput(f"--seed must be 0 or more, got {self.seed}")
 
     @property
+    def layout_start(self) -> int:
+        """The steps before a layout's regions: the whole prompt settles the background (sampling.Regions)."""
+        return max(1, round(self.steps * LAYOUT_START_SHARE))
+
+    @property
     def layout_steps(self) -> int:
-        return round(self.steps * self.layout)
+        """The steps drawn region by region, from layout_start on."""
+        return max(0, min(round(self.steps * self.layout), self.steps - self.layout_start))
 
     def size_for(self, native: int, factor: int) -> tuple[int, int]:
         """(height, width) in pixels, checked against the autoencoder's factor."""

@@ -1,22 +1,25 @@
-"""Layout planning: a prompt naming two objects drawn as one-object prompts, each in its own part of the canvas.
+"""Layout planning: a prompt naming two objects, or several copies of one, drawn as one-object prompts, each
+in its own part of the canvas.
 
 The default model puts one object where a caption says ("a star on the left")
 but rarely relates two ("a star left of a heart": the relation held in 30% of
-the benchmark's images with both shapes drawn) and often swaps two objects'
-colours. So for a prompt of the shapes world's grammar that names two single
-objects, the planner gives each object half the canvas (the halves the
-relation asks for; left and right for "and") and a prompt of its own that
-names the half: "a star on the left", "a heart on the right", asked for at medium
-size where the prompt leaves the size free (two large shapes in neighbouring
-halves touch, and the judge, like any reader, sees one blob). For the first
-steps of sampling, where the layout is decided, each latent pixel takes the
-prompted prediction of the region it lies in (regional prompting, as in
-MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM);
-the whole prompt steers the rest. Two copies of an object ("two blue squares
-above a red circle") share its half, a quarter each. Prompts outside the
-grammar, naming one object, three or four copies, or a cell, are drawn as they are.
+the benchmark's images with both shapes drawn), often swaps two objects'
+colours, and miscounts ("four circles": a third of the images wrong). So for a
+prompt of the shapes world's grammar that names two single objects, the planner
+gives each object half the canvas (the halves the relation asks for; left and
+right for "and") and a prompt of its own that names the half: "a star on the
+left", "a heart on the right", asked for at medium size where the prompt leaves
+the size free (two large shapes in neighbouring halves touch, and the judge,
+like any reader, sees one blob). Two copies of an object ("two blue squares
+above a red circle") share its half, a quarter each. A counted object ("three
+stars") gets a part per copy: two halves, two quarters above a half, or four
+quarters. For the first steps of sampling, where the layout is decided, each
+part is drawn on a canvas of its own as if its prompt were the whole image,
+then the canvases are cut to their parts and pasted together (sampling.Regions);
+the whole prompt steers the rest. This is regional prompting (as in
+MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM).
+Prompts outside the grammar, naming one object, or a cell, are drawn as they are.
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -29,9 +32,9 @@ from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
 
 FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a half with room
 
-_NOUN = (rf"(?P<lead{{n}}>a|an|one|two) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
+_NOUN = (rf"(?P<lead{{n}}>a|an|one|two|three|four) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
          rf"(?P<shape{{n}}>{'|'.join(SHAPES)})(?:e?s)?(?P<cell{{n}}> (?:{'|'.join(CELL_PHRASES.values())}))?")
-_PROMPT = re.compile(rf"{_NOUN.format(n=1)}(?: and | (?P<relation>{'|'.join(RELATIONS)}) ){_NOUN.format(n=2)}"
+_PROMPT = re.compile(rf"{_NOUN.format(n=1)}(?:(?: and | (?P<relation>{'|'.join(RELATIONS)}) ){_NOUN.format(n=2)})?"
                      rf"(?: on (?:a )?(?P<background>{'|'.join(BACKGROUNDS)})(?: background)?)?")
 
 # the halves each object takes, by the relation of the first object to the second ("and": reading order)
@@ -39,6 +42,10 @@ _HALVES = {None: ("left", "right"), "left of": ("left", "right"), "right of": ("
            "above": ("top", "bottom"), "below": ("bottom", "top")}
 _BOXES = {"left": (0.0, 0.0, 0.5, 1.0), "right": (0.5, 0.0, 1.0, 1.0),
           "top": (0.0, 0.0, 1.0, 0.5), "bottom": (0.0, 0.5, 1.0, 1.0)}
+_QUARTERS = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
+# the boxes of the copies of a counted object ("three stars"): halves, two quarters over a half, quarters
+_COPIES = {2: [_BOXES["left"], _BOXES["right"]], 3: [*_QUARTERS[:2], _BOXES["bottom"]], 4: _QUARTERS}
+_COUNTS = {"two": 2, "three": 3, "four": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,29 +55,40 @@ class Region:
 
 
 def parse(prompt: str) -> dict | None:
-    """The spec of a prompt naming two objects (one or two copies each) in the shapes world's grammar, or None."""
+    """The spec of a prompt of the shapes world's grammar naming one object (any count) or two (one or two
+    copies each), or None."""
     match = _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip("."))
     if match is None or match["cell1"] or match["cell2"]:
         return None
-    objects = [{"class": match[f"shape{n}"], "count": 2 if match[f"lead{n}"] == "two" else 1}
-               | {k: match[f"{k}{n}"] for k in ("size", "color") if match[f"{k}{n}"]} for n in (1, 2)]
+    objects = [{"class": match[f"shape{n}"], "count": _COUNTS.get(match[f"lead{n}"], 1)}
+               | {k: match[f"{k}{n}"] for k in ("size", "color") if match[f"{k}{n}"]}
+               for n in (1, 2) if match[f"shape{n}"]]
+    if len(objects) == 2 and any(entry["count"] > 2 for entry in objects):
+        return None
     return {"objects": objects, "relation": match["relation"], "background": match["background"]}
 
 
 def plan(prompt: str) -> list[Region] | None:
     """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is."""
     spec = parse(prompt)
-    if spec is None:
+    if spec is None or [entry["count"] for entry in spec["objects"]] == [1]:
         return None
-    regions = []
-    for entry, half in zip(spec["objects"], _HALVES[spec["relation"]]):
-        for box in _split(_BOXES[half], entry["count"]):
-            cell = cell_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-            one = {"include": [{"size": FREE_SIZE, **entry, "count": 1, "cell": cell}]}
-            if spec["background"]:
-                one["background"] = spec["background"]
-            regions.append(Region(caption(one), box))
-    return regions
+    if len(spec["objects"]) == 1:
+        entry = spec["objects"][0]
+        placed = [(entry, box) for box in _COPIES[entry["count"]]]
+    else:
+        placed = [(entry, box) for entry, half in zip(spec["objects"], _HALVES[spec["relation"]])
+                  for box in _split(_BOXES[half], entry["count"])]
+    return [Region(_one_object(entry, box, spec["background"]), box) for entry, box in placed]
+
+
+def _one_object(entry: dict, box, background: str | None) -> str:
+    """The caption of one copy of the object, at the cell of the box's centre."""
+    cell = cell_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    one = {"include": [{"size": FREE_SIZE, **entry, "count": 1, "cell": cell}]}
+    if background:
+        one["background"] = background
+    return caption(one)
 
 
 def _split(box, count: int) -> list[tuple[float, float, float, float]]:

@@ -215,7 +215,8 @@ def _regions(layouts, context, region_context, cfg: SamplingConfig, latent_size)
                 region_masks.append(masks(regions, height, width))
             owner += [image] * len(rows[-1])
         next_region += len(regions or ())
-    return Regions(torch.cat(rows), torch.tensor(owner), torch.cat(region_masks), cfg.layout_steps)
+    return Regions(torch.cat(rows), torch.tensor(owner), torch.cat(region_masks), cfg.layout_steps,
+                   cfg.layout_start)
 
 
 def _read_index(folder: str) -> dict:

@@ -14,8 +14,10 @@ Notation (DDPM / DDIM papers, spelled out):
 | x0_pred         | x-hat_0                 | the clean latent the model expects at this step           |
 | x_next          | x_{t-1}                 | the latent after the scheduler's step                     |
 
-With Regions (a layout, layout.py), eps_cond in the first steps is regional: each latent pixel takes the
-prediction with the prompt of the region it lies in.
+With Regions (a layout, layout.py), the first steps draw a collage: each region is denoised on a canvas
+of its own, from its image's noise, with its own prompt; then each canvas is cut to its region and the
+pieces pasted into one image (the scheduler's memory of earlier steps too), which the whole prompt finishes.
+A step record of those steps shows the pasted canvases.
 
 Observers receive one frozen StepRecord per step. They watch; they never
 change the result (the loop hands them tensors it no longer uses).
@@ -24,6 +26,7 @@ change the result (the loop hands them tensors it no longer uses).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Callable, Protocol
 
@@ -127,27 +130,68 @@ class Branches:
         return full
 
 
+@dataclasses.dataclass
+class _Rows:
+    """What the loop denoises: each row's prompt, empty prompt, guidance scale and noise generator."""
+
+    context: torch.Tensor
+    uncond_context: torch.Tensor
+    scales: list[float]
+    generators: list[torch.Generator]
+
+
 @dataclasses.dataclass(frozen=True)
 class Regions:
-    """Regional prompts for the first `steps` steps: each image's regions tile its canvas, and each latent pixel
-    takes the prompted prediction of its region. An image drawn as it is has one region: its prompt, everywhere."""
+    """A layout for steps start .. start+steps-1: one canvas per region, cut from its image's latent, each denoised
+    with the region's prompt as if it were the whole image, then cut to the region and pasted into its image.
+
+    Each canvas sees only its own object, so none is crowded out by another's (on one shared canvas, "four
+    circles" as four one-circle regions drew two or three: each region's prompt asks for one circle, and sees
+    the others). The first `start` steps draw the whole prompt on one canvas: they settle the background, which
+    the canvases then share (canvases split from the noise itself often chose different backgrounds). An image
+    drawn as it is has one region, its prompt everywhere, and comes out as without a layout.
+    """
 
     context: torch.Tensor  # (R, L, D) the prompt of every region of every image
-    owner: torch.Tensor  # (R,) long: the image each region belongs to
-    masks: torch.Tensor  # (R, 1, h, w) 1 inside the region, 0 outside
+    owner: torch.Tensor  # (R,) long: the image each region belongs to, images in order
+    masks: torch.Tensor  # (R, 1, h, w) 1 inside the region, 0 outside; an image's regions tile its canvas
     steps: int
+    start: int = 0
 
-    def predict(self, denoise: DenoiseFn, x_in: torch.Tensor, t: torch.Tensor, uncond_context: torch.Tensor,
-                branches: Branches):
-        """(out_cond, out_uncond): the empty-prompt rows as usual, then one row per region, in one UNet call."""
-        uncond_rows = branches.uncond_rows
-        batch_in = torch.cat([x_in[uncond_rows], x_in[self.owner]])
-        out = denoise(batch_in, t.expand(batch_in.shape[0]),
-                      torch.cat([uncond_context[uncond_rows], self.context]))
-        n_uncond = len(uncond_rows)
-        out_cond = out.new_zeros((x_in.shape[0], *out.shape[1:]))
-        out_cond.index_add_(0, self.owner, self.masks * out[n_uncond:])  # each region's pixels, into its image
-        return out_cond, branches.full(out[:n_uncond], uncond_rows)
+    def split(self, x_t: torch.Tensor, scheduler) -> torch.Tensor:
+        """(R, ...) canvases from (images, ...) latents, the scheduler's memory of earlier steps split alike."""
+        _map_state(scheduler, x_t.shape, lambda value: value[self.owner])
+        return x_t[self.owner]
+
+    def paste(self, rows: torch.Tensor | None, images: int, scheduler=None) -> torch.Tensor | None:
+        """(images, ...) from (R, ...): each image made of its regions' rows, each on its own pixels (the
+        scheduler's memory alike, when given)."""
+        if rows is None:
+            return None
+        if scheduler is not None:
+            _map_state(scheduler, rows.shape, lambda value: self.paste(value, images))
+        out = rows.new_zeros((images, *rows.shape[1:]))
+        return out.index_add_(0, self.owner, self.masks * rows)
+
+    def rows(self, whole: _Rows) -> _Rows:
+        """Each region's prompt, and its image's empty prompt, scale and noise generator (the first region's is
+        the image's own, the others' copies of it, so that every canvas of an image gets the same noise)."""
+        owner = self.owner.tolist()
+        generators = []
+        for r, image in enumerate(owner):
+            own = whole.generators[image]
+            generators.append(own if owner.index(image) == r else torch.Generator().set_state(own.get_state()))
+        return _Rows(self.context, whole.uncond_context[self.owner], [whole.scales[i] for i in owner], generators)
+
+
+def _map_state(scheduler, shape: torch.Size, fn) -> None:
+    """Apply fn to the scheduler's memory of earlier steps (DPM-Solver's and UniPC's past outputs, LMS's
+    derivatives): every tensor of its state shaped like the latents, alone or in a list."""
+    def mapped(value):
+        return fn(value) if torch.is_tensor(value) and value.shape == shape else value
+
+    for name, value in list(vars(scheduler).items()):
+        setattr(scheduler, name, [mapped(v) for v in value] if isinstance(value, list) else mapped(value))
 
 
 def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
@@ -156,28 +200,37 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     """Run the reverse process from noise x_T (unit variance) to the clean latent x_0."""
     scheduler.set_timesteps(steps)
     prediction_type = scheduler.config.prediction_type
-    step_kwargs = {"generator": generators(seeds)} if _takes_generator(scheduler) else {}
-    scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * len(x_T)
-    branches = Branches(scales, len(x_T))
-    x_t = x_T * scheduler.init_noise_sigma
+    images = len(x_T)
+    scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * images
+    whole = _Rows(context, uncond_context, scales, generators(seeds))
+    drawn = regions is not None and regions.steps and any(s != 0 for s in scales)  # guidance 0 reads no prompt
+    layout = regions if drawn else None
+    rows, x_t = whole, x_T * scheduler.init_noise_sigma
+    branches = Branches(scales, images)
+    takes_generator = _takes_generator(scheduler)
     for i, t in enumerate(scheduler.timesteps):
-        # 1. the model sees the variance-preserving latent, empty prompt and prompt (or regions) in one batch
+        if layout and i == layout.start:  # a canvas per region
+            rows, x_t = layout.rows(whole), layout.split(x_t, scheduler)
+            branches = Branches(rows.scales, len(x_t))
+        elif layout and i == layout.start + layout.steps:  # the collage, and the whole prompt from here
+            rows, x_t = whole, layout.paste(x_t, images, scheduler)
+            branches = Branches(scales, images)
+        # 1. the model sees the variance-preserving latent, empty prompt and prompt in one batch
         x_in = scheduler.scale_model_input(x_t, t)
-        regional = regions is not None and i < regions.steps and bool(branches.cond_rows)  # guidance 0: no prompt
-        if regional:
-            out_cond, out_uncond = regions.predict(denoise, x_in, t, uncond_context, branches)
-        else:
-            batch_in, batch_context = branches.inputs(x_in, context, uncond_context)
-            out_cond, out_uncond = branches.split(denoise(batch_in, t.expand(batch_in.shape[0]), batch_context))
+        batch_in, batch_context = branches.inputs(x_in, rows.context, rows.uncond_context)
+        out_cond, out_uncond = branches.split(denoise(batch_in, t.expand(batch_in.shape[0]), batch_context))
         # 2. guidance, in the model's own prediction type (linear, so the same in eps)
         out_guided = branches.guided(out_cond, out_uncond)
         # 3. the scheduler subtracts its share of the noise
+        step_kwargs = {"generator": rows.generators} if takes_generator else {}
         x_next = scheduler.step(out_guided, t, x_t, return_dict=False, **step_kwargs)[0]
         if observers:
-            _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, out_guided, x_next,
-                    prediction_type, regional)
+            regional = rows is not whole
+            view = functools.partial(layout.paste, images=images) if regional else (lambda out: out)
+            _notify(observers, i, steps, t, scheduler, *map(view, (x_t, x_in, out_cond, out_uncond, out_guided,
+                                                                  x_next)), prediction_type, regional)
         x_t = x_next
-    return x_t
+    return layout.paste(x_t, images) if rows is not whole else x_t  # a layout to the last step: still canvases
 
 
 def _takes_generator(scheduler) -> bool:

@@ -37,7 +37,7 @@ def test_layout_share_travels_in_the_png_and_regenerates_the_same_image(tiny_mod
     common = ["--model", tiny_model_dir, "--steps", "4", "-q"]
     code, out, _ = run(["generate", "a star above a heart", "-o", str(paths[0]), "--layout", "0.5", *common], capsys)
     assert code == 0
-    assert "layout: a medium star at the top | a medium heart at the bottom (the first 2 of 4 steps" in out
+    assert "layout: a medium star at the top | a medium heart at the bottom (steps 2-3 of 4;" in out
     assert "Layout: 0.5," in Image.open(paths[0]).info["parameters"]
     assert run(["generate", "--from-png", str(paths[0]), "-o", str(paths[1]), *common], capsys)[0] == 0
     assert run(["generate", "a star above a heart", "-o", str(paths[2]), "--layout", "0", *common], capsys)[0] == 0

@@ -7,7 +7,7 @@ import torch
 from glassdiff.config import scheduler_preset
 from glassdiff.layout import masks, plan
 from glassdiff.sampling import Regions, TrajectoryRecorder, initial_noise, sample
-from glassdiff.schedulers import make_scheduler
+from glassdiff.schedulers import SCHEDULERS, make_scheduler
 from glassdiff.world.vocab import RELATIONS, relation_holds
 
 
@@ -38,7 +38,19 @@ def test_two_copies_share_their_half_one_quarter_each():
     assert [r.box for r in plan("two crosses left of a heart")[:2]] == [(0.0, 0.0, 0.5, 0.5), (0.0, 0.5, 0.5, 1.0)]
 
 
-@pytest.mark.parametrize("prompt", ["a star", "three stars and a heart", "a star in the top left and a heart",
+def test_each_copy_of_a_counted_object_gets_a_part_of_its_own():
+    assert [(r.prompt, r.box) for r in plan("two red crosses on a black background")] == [
+        ("a medium red cross on the left on a black background", (0.0, 0.0, 0.5, 1.0)),
+        ("a medium red cross on the right on a black background", (0.5, 0.0, 1.0, 1.0))]
+    assert [r.prompt for r in plan("three small stars")] == [
+        "a small star in the top left", "a small star in the top right", "a small star at the bottom"]
+    assert [r.prompt for r in plan("Four hearts.")] == [
+        "a medium heart in the top left", "a medium heart in the top right", "a medium heart in the bottom left",
+        "a medium heart in the bottom right"]
+
+
+@pytest.mark.parametrize("prompt", ["a star", "one star", "three stars and a heart", "four stars left of a heart",
+                                    "five stars", "three stars in the top left", "a star in the top left and a heart",
                                     "a crimson ball left of a box", "a star and a heart and a cross", ""])
 def test_prompts_the_planner_does_not_read_are_drawn_as_they_are(prompt):
     assert plan(prompt) is None
@@ -46,17 +58,20 @@ def test_prompts_the_planner_does_not_read_are_drawn_as_they_are(prompt):
 
 @pytest.mark.parametrize("height,width", [(16, 16), (7, 9)])
 def test_regions_tile_the_canvas(height, width):
-    for prompt in ("a star and a heart", "a star above a heart", "two stars left of two hearts"):
+    for prompt in ("a star and a heart", "a star above a heart", "two stars left of two hearts", "two stars",
+                   "three stars", "four stars"):
         tiled = masks(plan(prompt), height, width).sum(0)
         assert torch.equal(tiled, torch.ones(1, height, width))
 
 
-def pointwise_denoiser(x_in, t, context):
-    """Each pixel's output depends on that pixel and the context only, so regions can be checked pixel by pixel."""
-    return 0.5 * x_in + context.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+def canvas_denoiser(x_in, t, context):
+    """Each pixel's output depends on its pixel, the whole canvas's mean and the context, as a UNet's reaches
+    across the canvas: a region drawn on a canvas shared with other regions would feel them."""
+    return 0.5 * x_in + 0.3 * x_in.mean(dim=(1, 2, 3), keepdim=True) + context.mean(dim=(1, 2)).view(-1, 1, 1, 1)
 
 
-def test_each_region_draws_what_its_prompt_alone_would_there():
+@pytest.mark.parametrize("sampler", SCHEDULERS)
+def test_each_region_draws_what_its_prompt_alone_would_there(sampler):
     noise = initial_noise((2, 4, 6), [3])
     left, right, empty = torch.full((1, 3, 8), 1.0), torch.full((1, 3, 8), -2.0), torch.zeros(1, 3, 8)
     region_masks = torch.zeros(2, 1, 4, 6)
@@ -64,21 +79,31 @@ def test_each_region_draws_what_its_prompt_alone_would_there():
     regions = Regions(torch.cat([left, right]), torch.tensor([0, 0]), region_masks, steps=5)
 
     def run(context, regions=None, observers=()):
-        return sample(pointwise_denoiser, make_scheduler("ddim", scheduler_preset()), noise, context, empty, 3.0, 5,
+        return sample(canvas_denoiser, make_scheduler(sampler, scheduler_preset()), noise, context, empty, 3.0, 5,
                       [3], observers, regions)
 
-    drawn = run(left, regions)
+    drawn = run(left, regions)  # regions for every step: a collage of what each prompt alone draws
     torch.testing.assert_close(drawn[..., :3], run(left)[..., :3])
     torch.testing.assert_close(drawn[..., 3:], run(right)[..., 3:])
-    assert not torch.allclose(drawn, run(left))
-    # regions for the first 2 steps only: the whole prompt steers the rest, and the records say which was which
-    recorder = TrajectoryRecorder()
+    # regions for the first 2 steps only: the records show the pasted canvases, then the whole prompt's steps
+    recorder, alone = TrajectoryRecorder(), {}
     partly = run(left, Regions(regions.context, regions.owner, region_masks, steps=2), (recorder,))
+    for name, context in (("left", left), ("right", right)):
+        alone[name] = TrajectoryRecorder()
+        run(context, observers=(alone[name],))
     assert [r.layout for r in recorder.records] == [True, True, False, False, False]
+    collage = torch.cat([alone["left"].records[1].x_next[..., :3], alone["right"].records[1].x_next[..., 3:]], -1)
+    torch.testing.assert_close(recorder.records[1].x_next, collage)
     assert not torch.allclose(partly, drawn) and not torch.allclose(partly, run(left))
+    # canvases cut after a step of the whole prompt, with the same prompt each, paste back the latent (and the
+    # scheduler's memory, and the noise generator's place) they were cut from
+    recorder = TrajectoryRecorder()
+    same = Regions(torch.cat([left, left]), regions.owner, region_masks, steps=2, start=1)
+    torch.testing.assert_close(run(left, same, (recorder,)), run(left))
+    assert [r.layout for r in recorder.records] == [False, True, True, False, False]
 
 
-def test_pipeline_plans_two_object_prompts_only(tiny_pipe):
+def test_pipeline_plans_only_prompts_of_several_objects(tiny_pipe):
     two, one = "a star left of a heart", "a red circle"
     with_layout = tiny_pipe([two, one], seed=1, batch=2, steps=3)
     without = tiny_pipe([two, one], seed=1, batch=2, steps=3, layout=0.0)
@@ -101,5 +126,5 @@ def test_attention_maps_skip_the_layout_steps_and_leave_the_image_unchanged(tiny
     recorded = tiny_pipe(prompt, seed=2, steps=6, layout=0.5, attention=True)
     assert torch.equal(plain.latents, recorded.latents)
     per_step = recorded.attention.per_step
-    assert [float(m.abs().sum()) == 0 for m in per_step] == [True] * 3 + [False] * 3
+    assert [float(m.abs().sum()) == 0 for m in per_step] == [False] + [True] * 3 + [False] * 2
     assert np.isfinite(np.stack([m.numpy() for _, m in recorded.attention.word_maps()])).all()

@@ -127,16 +127,20 @@ def layout_section(regions, records, final: np.ndarray) -> str:
     if not regions:
         return ""
     steps = sum(r.layout for r in records)
+    first = next(r.index for r in records if r.layout) + 1
+    before = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
     legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
                      f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
     picture = _img(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
     return f"""
 <section id="layout"><h2>1b. The layout <small>(regional prompts, for {steps} of {len(records)} steps)</small></h2>
-<p>This prompt names two objects, which this model often draws in the wrong places or with each other's colours.
-So glassdiff gave each object a half of the canvas and a prompt of its own that names that half. For the first
-{steps} steps, where the layout is decided, every latent pixel took the noise predicted with the prompt of its
-region (the "noise predicted with the prompt" panels below show that mix); from step {steps + 1} the whole prompt
-steers every pixel.
+<p>This prompt names two objects, or several copies of one, which this model often draws in the wrong places,
+with each other's colours, or in the wrong number. So glassdiff gave each object (each copy) a part of the canvas
+and a prompt of its own that names that part. {before} drew the whole prompt, which settles the
+background. Then, for steps {first}-{first + steps - 1}, where the layout is decided, each part was drawn on a
+canvas of its own, cut from the image so far, as if its prompt were the whole image; then each canvas was cut to
+its part and the pieces pasted together (the panels below show the pasted canvases). From step {first + steps}
+the whole prompt steers every pixel again.
 <code>--layout 0</code> turns this off.</p>
 <div class="panels"><figure>{picture}<figcaption>the regions over the final image</figcaption></figure>
 <ol class="regions">{legend}</ol></div></section>"""

@@ -68,16 +68,18 @@ def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
         labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
 
 
-def layout_sheet(model: str, out_png: str, n: int = 16):
-    """n two-object benchmark prompts (seed 0), each drawn by the model alone (--layout 0) and with its layout."""
+def layout_sheet(model: str, out_png: str, two_objects: int = 16, counting: int = 8):
+    """Two-object and counting benchmark prompts (seed 0), each drawn by the model alone (--layout 0) and with
+    its layout, in rows of 8."""
     from ..config import SamplingConfig
     from ..io import atomic_path
     from .plots import labelled_grid
 
-    prompts = spread_prompts(n, lambda spec: len(spec["include"]) == 2)
+    prompts = (spread_prompts(two_objects, lambda spec: len(spec["include"]) == 2)
+               + spread_prompts(counting, lambda spec: spec.get("tag") == "counting"))
     pipe = Pipeline.load(model)
     images, labels = [], []
-    for row in range(0, n, 8):  # a row alone, then the same prompts with their layout
+    for row in range(0, len(prompts), 8):  # a row alone, then the same prompts with their layout
         for layout in (0.0, SamplingConfig().layout):
             images += pipe(prompts[row:row + 8], seed=0, layout=layout).images
             labels += [f"{'layout' if layout else 'alone'}: {p}" for p in prompts[row:row + 8]]
