@@ -20,6 +20,7 @@ the whole prompt steers the rest. This is regional prompting (as in
 MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM).
 Prompts outside the grammar, naming one object, or a cell, are drawn as they are.
 """
+
 from __future__ import annotations
 
 import dataclasses

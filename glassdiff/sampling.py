@@ -14,10 +14,10 @@ Notation (DDPM / DDIM papers, spelled out):
 | x0_pred         | x-hat_0                 | the clean latent the model expects at this step           |
 | x_next          | x_{t-1}                 | the latent after the scheduler's step                     |
 
-With Regions (a layout, layout.py), the first steps draw a collage: each region is denoised on a canvas
-of its own, from its image's noise, with its own prompt; then each canvas is cut to its region and the
-pieces pasted into one image (the scheduler's memory of earlier steps too), which the whole prompt finishes.
-A step record of those steps shows the pasted canvases.
+With Regions (a layout, layout.py), the early steps draw a collage: after a first step of the whole prompt,
+each region is denoised on a canvas of its own, cut from its image's latent, with its own prompt; then each
+canvas is cut to its region and the pieces pasted into one image (the scheduler's memory of earlier steps
+too), which the whole prompt finishes. A step record of the regions' steps shows the pasted canvases.
 
 Observers receive one frozen StepRecord per step. They watch; they never
 change the result (the loop hands them tensors it no longer uses).
