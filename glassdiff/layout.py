@@ -31,9 +31,10 @@ import torch
 from .world.captions import CELL_PHRASES, caption
 from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
 
-FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a half with room
+FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a quarter with room
 
-_NOUN = (rf"(?P<lead{{n}}>a|an|one|two|three|four) (?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
+_NOUN = (rf"(?P<lead{{n}}>a|an|one|two|three|four) "
+         rf"(?:(?P<size{{n}}>{'|'.join(SIZES)}) )?(?:(?P<color{{n}}>{'|'.join(COLORS)}) )?"
          rf"(?P<shape{{n}}>{'|'.join(SHAPES)})(?:e?s)?(?P<cell{{n}}> (?:{'|'.join(CELL_PHRASES.values())}))?")
 _PROMPT = re.compile(rf"{_NOUN.format(n=1)}(?:(?: and | (?P<relation>{'|'.join(RELATIONS)}) ){_NOUN.format(n=2)})?"
                      rf"(?: on (?:a )?(?P<background>{'|'.join(BACKGROUNDS)})(?: background)?)?")

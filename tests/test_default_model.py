@@ -63,7 +63,8 @@ def test_layout_puts_two_objects_where_the_relation_says(pipe):
 
 
 def test_layout_draws_each_copy_of_a_counted_object(pipe):
-    """The benchmark's first prompts counting three or four: a part of the canvas per copy counts right more often."""
+    """The benchmark's first prompts counting three or four: a part of the canvas per copy counts right more
+    often."""
     specs = benchmark_specs("counting", 12, lambda spec: spec["include"][0]["count"] >= 3)
     with_layout, alone = passing(pipe, specs, 0.33), passing(pipe, specs, 0.0)
     print(f"counting prompts passing: {with_layout}/24 with layout, {alone}/24 without")

@@ -6,8 +6,9 @@ OUTDIR/noise-{seen,heldout} (uniform noise); judge them with
 `glassdiff eval --images OUTDIR/truth-seen`. With --model (a model folder, or
 "default"), also OUTDIR/autoencoded-{seen,heldout}: the same renders encoded
 and decoded by that model's autoencoder, the ceiling its decoder sets on
-generations of such scenes (a layout plan's neater scenes can beat it); --sheet PATH then draws what the decoder loses: each
-render the judge passes beside its round trip that fails, with the reason.
+generations of such scenes (a layout plan's neater scenes can beat it);
+--sheet PATH then draws what the decoder loses: each render the judge passes
+beside its round trip that fails, with the reason.
 """
 
 from __future__ import annotations
