@@ -52,7 +52,7 @@ class SamplingConfig:
     @property
     def layout_steps(self) -> int:
         """The steps drawn region by region, from layout_start on."""
-        return max(0, min(round(self.steps * self.layout), self.steps - self.layout_start))
+        return min(round(self.steps * self.layout), self.steps - self.layout_start)
 
     def size_for(self, native: int, factor: int) -> tuple[int, int]:
         """(height, width) in pixels, checked against the autoencoder's factor."""

@@ -130,7 +130,7 @@ class Branches:
         return full
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Rows:
     """What the loop denoises: each row's prompt, empty prompt, guidance scale and noise generator."""
 
@@ -176,11 +176,11 @@ class Regions:
     def rows(self, whole: _Rows) -> _Rows:
         """Each region's prompt, and its image's empty prompt, scale and noise generator (the first region's is
         the image's own, the others' copies of it, so that every canvas of an image gets the same noise)."""
-        owner = self.owner.tolist()
-        generators = []
-        for r, image in enumerate(owner):
+        owner, generators, seen = self.owner.tolist(), [], set()
+        for image in owner:
             own = whole.generators[image]
-            generators.append(own if owner.index(image) == r else torch.Generator().set_state(own.get_state()))
+            generators.append(torch.Generator().set_state(own.get_state()) if image in seen else own)
+            seen.add(image)
         return _Rows(self.context, whole.uncond_context[self.owner], [whole.scales[i] for i in owner], generators)
 
 
@@ -204,7 +204,7 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * images
     whole = _Rows(context, uncond_context, scales, generators(seeds))
     drawn = regions is not None and regions.steps and any(s != 0 for s in scales)  # guidance 0 reads no prompt
-    layout = regions if drawn else None
+    layout = regions if drawn else None  # None: the whole prompt on every step
     rows, x_t = whole, x_T * scheduler.init_noise_sigma
     branches = Branches(scales, images)
     takes_generator = _takes_generator(scheduler)
