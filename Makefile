@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install browser clean model
+.PHONY: demo test install browser clean model cpu-model
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -72,6 +72,20 @@ model: install
 		--min-snr-gamma 0 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 12 --checkpoint-every 1000 \
 		--sample-every 1000000 --device $(DEVICE)
 	$(PY) -m glassdiff.train.ship runs/d12/model glassdiff/weights runs/ae_dec3/vae
+
+# The 3-hour recipe on 2 CPU cores, from scratch (MODEL_CARD.md, "The 3-hour CPU recipe"): an autoencoder, a decoder
+# fine-tune, and a small UNet (`--preset small`) on captions that mostly name one object in a cell, which is what
+# layout planning asks of it; then the pipeline in $(CPU_RUN)/model. Each stage resumes a killed run (`--resume`).
+CPU_RUN ?= runs/cpu
+CPU_STEPS ?= 7000
+cpu-model: install
+	$(VENV)/bin/glassdiff train autoencoder --out $(CPU_RUN)/autoencoder --steps 2000 --seed 0 --resume
+	$(VENV)/bin/glassdiff train autoencoder --out $(CPU_RUN)/ae_dec --init $(CPU_RUN)/autoencoder/vae --decoder-only \
+		--batch 16 --lr 5e-4 --steps 1200 --seed 0 --resume
+	$(VENV)/bin/glassdiff train denoiser --out $(CPU_RUN)/denoiser --vae $(CPU_RUN)/autoencoder/vae --preset small \
+		--coordinates --caption-colors 0.4 --caption-cells 0.9 --caption-tasks single_object=5 --lr 1e-3 --warmup 200 \
+		--min-snr-gamma 0 --decay-to 0.1 --steps $(CPU_STEPS) --seed 0 --checkpoint-every 500 --sample-every 2000 --resume
+	$(PY) -m glassdiff.train.ship $(CPU_RUN)/denoiser/model $(CPU_RUN)/model $(CPU_RUN)/ae_dec/vae
 
 clean:
 	rm -rf $(VENV) demo.png demo_strip.png

@@ -77,6 +77,15 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
         train_denoiser(DenoiserTrainConfig(out=out, steps=4, resume=True, **{**TINY, "batch": 4}))
 
 
+@pytest.mark.parametrize("stage", ["autoencoder", "denoiser"])
+def test_an_unknown_preset_is_one_line_and_exit_2(stage, capsys):
+    from glassdiff.train.__main__ import main
+
+    assert main([stage, "--preset", "huge", "--out", "/nonexistent/run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("glassdiff: --preset huge: no ") and "shapes64" in err and err.count("\n") == 1
+
+
 def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkeypatch):
     import glassdiff.train.denoiser as denoiser
 
@@ -239,7 +248,7 @@ def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
         train_autoencoder(AutoencoderTrainConfig(out=str(tmp_path / "bad"), steps=1, decoder_only=True, **tiny))
 
 
-@pytest.mark.parametrize("preset", ["shapes64", "tiny"])
+@pytest.mark.parametrize("preset", ["shapes64", "small", "tiny"])
 def test_unet_preset_attention_heads_have_the_intended_width(preset):
     # diffusers reads `attention_head_dim` as a head count; the preset must ask for heads of HEAD_DIM channels
     from glassdiff.config import HEAD_DIM, unet_preset
@@ -324,3 +333,40 @@ def test_coordinates_widen_an_init_unet_and_the_model_generates(tmp_path):
     assert pipe.unet.config.in_channels == pipe.unet.config.out_channels + 2
     assert pipe.unet.conv_in.weight[:, -2:].abs().sum() > 0  # two steps taught the new planes something
     assert pipe("a red circle in the top left", seed=0, steps=2).images[0].size == (16, 16)
+
+
+# what makes the 3-hour CPU recipe a miniature: later flags win over the Makefile's
+MINIATURE = {"autoencoder": ["--steps", "2", "--examples", "16", "--batch", "4"],
+             "denoiser": ["--steps", "3", "--captions", "8", "--batch", "4", "--warmup", "1", "--checkpoint-every", "1000",
+                          "--sample-every", "1000"]}
+
+
+def recipe_commands(target: str, run: str) -> list[list[str]]:
+    """The commands `make TARGET CPU_RUN=run` runs, each as its words, continuation lines joined."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    printed = subprocess.run(["make", "-s", "-n", "-C", root, target, f"CPU_RUN={run}"], capture_output=True,
+                             text=True, check=True).stdout.replace("\\\n", " ")
+    return [line.split() for line in printed.splitlines() if "glassdiff.train" in line or "glassdiff train" in line]
+
+
+def test_the_cpu_recipe_runs_in_miniature_and_ships_a_small_unet_with_its_fine_tuned_decoder(tmp_path):
+    from safetensors.torch import load_file
+
+    from glassdiff.pipeline import Pipeline
+    from glassdiff.train.__main__ import main as train_main
+    from glassdiff.train.ship import ship
+
+    run = str(tmp_path / "cpu")
+    commands = recipe_commands("cpu-model", run)
+    assert [words[2] if words[1] == "train" else words[-3:] for words in commands] == [
+        "autoencoder", "autoencoder", "denoiser", [f"{run}/denoiser/model", f"{run}/model", f"{run}/ae_dec/vae"]]
+    for words in commands[:-1]:
+        assert "--resume" in words  # a killed recipe, run again, goes on where it stopped
+        assert train_main(words[2:] + MINIATURE[words[2]]) == 0
+    ship(*commands[-1][-3:])
+    pipe = Pipeline.load(f"{run}/model")
+    assert pipe.unet.config.block_out_channels == [48, 96, 160] and pipe.unet.config.in_channels == 10
+    decoder = {k: v for k, v in load_file(f"{run}/ae_dec/vae/diffusion_pytorch_model.safetensors").items()
+               if k.startswith("decoder.")}
+    assert all(torch.equal(v.half().float(), pipe.vae.state_dict()[k]) for k, v in decoder.items())
+    assert pipe("two red circles", seed=0, steps=3).images[0].size == (64, 64)

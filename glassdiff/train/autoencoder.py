@@ -40,6 +40,9 @@ class AutoencoderTrainConfig:
     resume: bool = False
     device: str = "cpu"
 
+    def __post_init__(self):
+        autoencoder_preset(self.preset)  # an unknown preset is refused here, before any data is drawn
+
 
 def _examples(cfg: AutoencoderTrainConfig) -> torch.Tensor:
     if cfg.data:

@@ -39,7 +39,7 @@ NOISE_BUCKETS = 10
 class DenoiserTrainConfig:
     out: str = "runs/denoiser"
     vae: str = "runs/autoencoder/vae"
-    preset: str = "shapes64"
+    preset: str = "shapes64"  # the UNet's: shapes64, small (the 3-hour CPU recipe's) or tiny (tests)
     heads: int = 0  # attention heads per UNet block; 0: heads of HEAD_DIM channels (the shipped model has 32 heads)
     size: int = 64
     steps: int = 3000
@@ -67,6 +67,9 @@ class DenoiserTrainConfig:
     sample_every: int = 500
     resume: bool = False
     device: str = "cpu"
+
+    def __post_init__(self):
+        unet_preset(self.preset)  # an unknown preset is refused here, before any data is drawn
 
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
@@ -237,7 +240,7 @@ def weights_digest(module: torch.nn.Module) -> str:
 def _fresh_vae(cfg):
     from ..autoencoder import build_autoencoder
 
-    return build_autoencoder(autoencoder_preset("tiny" if cfg.size <= 16 else cfg.preset))
+    return build_autoencoder(autoencoder_preset("tiny" if cfg.size <= 16 else "shapes64"))
 
 
 def _initial_unet(cfg, text_dim: int, latent_channels: int):
