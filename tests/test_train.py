@@ -86,6 +86,16 @@ def test_an_unknown_preset_is_one_line_and_exit_2(stage, capsys):
     assert err.startswith("glassdiff: --preset huge: no ") and "shapes64" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("args, first_words", [(["--help"], "usage: python -m glassdiff.train.ship"),
+                                                 (["/nonexistent/model", "/tmp/x"], "glassdiff: model folder")])
+def test_ship_refuses_bad_arguments_in_one_line_with_exit_2(args, first_words, capsys):
+    from glassdiff.train.ship import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(first_words) and err.count("\n") == 1
+
+
 def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkeypatch):
     import glassdiff.train.denoiser as denoiser
 

@@ -91,7 +91,21 @@ def check_images(pipe) -> list[np.ndarray]:
     return [np.asarray(pipe(prompt, seed=0).image, dtype=int) for prompt in CHECK_PROMPTS]
 
 
+def main(args: list[str]) -> int:
+    from ..cli import guarded
+
+    if len(args) not in (2, 3) or any(arg.startswith("-") for arg in args):
+        print("usage: python -m glassdiff.train.ship RUN/model TARGET [VAE] (a trained pipeline folder, where to "
+              "install it, and optionally a fine-tuned decoder's autoencoder folder)", file=sys.stderr)
+        return 2
+    return guarded(lambda: install(*args))
+
+
+def install(source: str, target: str, vae: str | None = None):
+    print(f"max pixel difference fp32 -> fp16 weights: {ship(source, target, vae)} (of 255)")
+    contact_sheet(target, os.path.join(target, "samples.png"))
+    layout_sheet(target, os.path.join(target, "layout.png"))
+
+
 if __name__ == "__main__":
-    print(f"max pixel difference fp32 -> fp16 weights: {ship(*sys.argv[1:4])} (of 255)")
-    contact_sheet(sys.argv[2], os.path.join(sys.argv[2], "samples.png"))
-    layout_sheet(sys.argv[2], os.path.join(sys.argv[2], "layout.png"))
+    sys.exit(main(sys.argv[1:]))
