@@ -69,7 +69,8 @@ def add_layout_arg(p: argparse.ArgumentParser):
     p.add_argument("--layout", type=float, default=SamplingConfig().layout,
                    help="share of the steps that draw each object of a two-object prompt, or each copy of a "
                         "counted one, in a part of the canvas of its own (\"a star left of a heart\": the star's "
-                        "prompt on the left half; \"three stars\": one star per part); 0 turns it off")
+                        "prompt on the left half; \"three stars\": one star per part; \"a star\": a medium star in "
+                        "the centre of the whole canvas); 0 turns it off")
 
 
 def sampling_params(args) -> dict:

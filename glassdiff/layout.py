@@ -18,7 +18,11 @@ part is drawn on a canvas of its own as if its prompt were the whole image,
 then the canvases are cut to their parts and pasted together (sampling.Regions);
 the whole prompt steers the rest. This is regional prompting (as in
 MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM).
-Prompts outside the grammar, naming one object, or a cell, are drawn as they are.
+A lone object named with no colour ("a star") is planned too, as one region, the
+whole canvas, asking for it at medium size in the centre: drawn as it is, it
+came out as an empty canvas in 14 of 256 of the benchmark's images, and as
+planned in none. Prompts outside the grammar, naming a cell, or one object with
+its colour, are drawn as they are.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ _HALVES = {None: ("left", "right"), "left of": ("left", "right"), "right of": ("
 _BOXES = {"left": (0.0, 0.0, 0.5, 1.0), "right": (0.5, 0.0, 1.0, 1.0),
           "top": (0.0, 0.0, 1.0, 0.5), "bottom": (0.0, 0.5, 1.0, 1.0)}
 _QUARTERS = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
-# the boxes of the copies of a counted object ("three stars"): halves, two quarters over a half, quarters
-_COPIES = {2: [_BOXES["left"], _BOXES["right"]], 3: [*_QUARTERS[:2], _BOXES["bottom"]], 4: _QUARTERS}
+# the boxes of the copies of a lone object ("three stars"): the whole canvas, halves, two quarters over a half,
+# quarters
+_COPIES = {1: [(0.0, 0.0, 1.0, 1.0)], 2: [_BOXES["left"], _BOXES["right"]], 3: [*_QUARTERS[:2], _BOXES["bottom"]],
+           4: _QUARTERS}
 _COUNTS = {"two": 2, "three": 3, "four": 4}
 
 
@@ -73,10 +79,12 @@ def parse(prompt: str) -> dict | None:
 def plan(prompt: str) -> list[Region] | None:
     """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is."""
     spec = parse(prompt)
-    if spec is None or [entry["count"] for entry in spec["objects"]] == [1]:
+    if spec is None:
         return None
     if len(spec["objects"]) == 1:
         entry = spec["objects"][0]
+        if entry["count"] == 1 and "color" in entry:
+            return None
         placed = [(entry, box) for box in _COPIES[entry["count"]]]
     else:
         placed = [(entry, box) for entry, half in zip(spec["objects"], _HALVES[spec["relation"]])

@@ -71,6 +71,15 @@ def test_layout_draws_each_copy_of_a_counted_object(pipe):
     assert with_layout >= 21 and with_layout >= alone + 3
 
 
+def test_layout_draws_a_lone_object_named_with_no_colour(pipe):
+    """The benchmark's first single-object prompts naming no colour or cell ("a star"): drawn alone, the model
+    leaves some canvases empty; asked for a medium object in the centre, it draws them."""
+    specs = benchmark_specs("single_object", 24, lambda spec: not {"color", "cell"} & set(spec["include"][0]))
+    with_layout, alone = passing(pipe, specs, 0.33), passing(pipe, specs, 0.0)
+    print(f"lone objects named with no colour passing: {with_layout}/48 with layout, {alone}/48 without")
+    assert with_layout >= 45 and with_layout >= alone + 4
+
+
 def two_copies_related_to_one(n: int, seed: int = 0) -> list[dict]:
     """n position specs of two copies and one object ("two blue squares above a circle"), colours named half the time."""
     from glassdiff.world.captions import caption

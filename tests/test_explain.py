@@ -42,6 +42,13 @@ def test_report_shows_the_regions_of_a_planned_prompt(tiny_pipe, layout):
     assert tiny_pipe("a star left of a heart", **params).latents.equal(result.latents)
 
 
+def test_report_says_why_a_lone_object_with_no_colour_was_planned(tiny_pipe):
+    page, _ = build_report(tiny_pipe, "a star", dict(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m"))
+    assert "names one object and no colour" in page and "<code>a medium star in the center</code>" in page
+    assert "that prompt steered the image instead" in page and "pieces pasted" not in page
+    assert "names two objects" not in page
+
+
 def test_report_final_image_is_the_generate_image(report, tiny_pipe):
     _, _, result = report
     plain = tiny_pipe("a red star in the top left", steps=6, guidance=4.0, seed=1)

@@ -49,10 +49,17 @@ def test_each_copy_of_a_counted_object_gets_a_part_of_its_own():
         "a medium heart in the bottom right"]
 
 
-@pytest.mark.parametrize("prompt", ["a star", "one star", "three stars and a heart", "four stars left of a heart",
-                                    "five stars", "three stars in the top left", "a star in the top left and a heart",
-                                    "a crimson ball left of a box", "a star and a heart and a cross", ""])
-def test_prompts_the_planner_does_not_read_are_drawn_as_they_are(prompt):
+def test_a_lone_object_named_with_no_colour_is_asked_for_in_the_centre_of_the_whole_canvas():
+    assert [(r.prompt, r.box) for r in plan("a star")] == [("a medium star in the center", (0.0, 0.0, 1.0, 1.0))]
+    assert [r.prompt for r in plan("One small hexagon on a gray background")] == [
+        "a small hexagon in the center on a gray background"]
+
+
+@pytest.mark.parametrize("prompt", ["a red star", "one small blue star on sand", "three stars and a heart",
+                                    "four stars left of a heart", "five stars", "three stars in the top left",
+                                    "a star in the top left and a heart", "a crimson ball left of a box",
+                                    "a star and a heart and a cross", ""])
+def test_lone_objects_with_their_colour_and_prompts_the_planner_does_not_read_are_drawn_as_they_are(prompt):
     assert plan(prompt) is None
 
 
@@ -103,7 +110,7 @@ def test_each_region_draws_what_its_prompt_alone_would_there(sampler):
     assert [r.layout for r in recorder.records] == [False, True, True, False, False]
 
 
-def test_pipeline_plans_only_prompts_of_several_objects(tiny_pipe):
+def test_pipeline_plans_the_prompts_the_planner_reads_and_draws_the_others_as_they_are(tiny_pipe):
     two, one = "a star left of a heart", "a red circle"
     with_layout = tiny_pipe([two, one], seed=1, batch=2, steps=3)
     without = tiny_pipe([two, one], seed=1, batch=2, steps=3, layout=0.0)
