@@ -132,30 +132,28 @@ def layout_section(regions, records, final: np.ndarray) -> str:
     legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
                      f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
     picture = _img(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
+    why, how = _plan_story(regions)
     return f"""
 <section id="layout"><h2>1b. The layout <small>(regional prompts, for {steps} of {len(records)} steps)</small></h2>
-<p>{_why_planned(regions)} {before} drew the whole prompt, which settles the
-background. Then, for steps {first}-{first + steps - 1}, where the layout is decided, {_how_drawn(regions)}
+<p>{why} {before} drew the whole prompt, which settles the
+background. Then, for steps {first}-{first + steps - 1}, where the layout is decided, {how}
 From step {first + steps} the whole prompt steers every pixel again.
 <code>--layout 0</code> turns this off.</p>
 <div class="panels"><figure>{picture}<figcaption>the regions over the final image</figcaption></figure>
 <ol class="regions">{legend}</ol></div></section>"""
 
 
-def _why_planned(regions) -> str:
+def _plan_story(regions) -> tuple[str, str]:
+    """Why the prompt was planned, and how its layout steps drew it: one region, or one part per object."""
     if len(regions) == 1:
         return ("This prompt names one object and no colour, which this model sometimes leaves out altogether (an "
                 "empty canvas). So glassdiff made the whole canvas one part, with a prompt of its own that asks for "
-                "the object in the centre (at medium size where the prompt names none).")
+                "the object in the centre (at medium size where the prompt names none).",
+                "that prompt steered the image instead.")
     return ("This prompt names two objects, or several copies of one, which this model often draws in the wrong "
             "places, with each other's colours, or in the wrong number. So glassdiff gave each object (each copy) a "
-            "part of the canvas and a prompt of its own that names that part.")
-
-
-def _how_drawn(regions) -> str:
-    if len(regions) == 1:
-        return "that prompt steered the image instead."
-    return ("each part was drawn on a canvas of its own, cut from the image so far, as if its prompt were the whole "
+            "part of the canvas and a prompt of its own that names that part.",
+            "each part was drawn on a canvas of its own, cut from the image so far, as if its prompt were the whole "
             "image; then each canvas was cut to its part and the pieces pasted together (the panels below show the "
             "pasted canvases).")
 
