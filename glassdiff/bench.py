@@ -7,7 +7,9 @@
 3. the explainer: building a report against the generation alone (same
    prompt, seed and steps), interleaved, median of N, and the report's size;
 4. layout planning: a two-object prompt and a counting prompt, each with its
-   default layout against the same prompt with --layout 0, interleaved, median of N.
+   default layout against the same prompt with --layout 0, interleaved, median of N;
+5. start-up: `glassdiff --help`, a bad-input error and `glassdiff info`, launch to exit, beside
+   `python -c pass` and `python -c "import torch"`, interleaved, median of N.
 The first compares the same work: glassdiff with --layout 0, as diffusers has no
 layout (the benchmark's prompt names two copies and an object, so it is planned).
 Timings on a shared machine are noisy: only the ratio of one run means much.
@@ -165,6 +167,26 @@ def time_layout(prompt: str, repeats: int = 7) -> dict:
             "ratio_means": "time with the default layout / time with --layout 0"}
 
 
+def _startup_commands() -> dict[str, list[str]]:
+    glassdiff = os.path.join(os.path.dirname(sys.executable), "glassdiff")
+    return {"python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+            "glassdiff --help": [glassdiff, "--help"],
+            "glassdiff generate '' (bad input)": [glassdiff, "generate", ""],
+            "glassdiff info (loads the model)": [glassdiff, "info"]}
+
+
+def time_startup(repeats: int = 5) -> dict:
+    """Seconds from launch to exit of commands that do little, beside the interpreter's and torch's own start."""
+    def launch(argv):
+        return lambda: subprocess.run(argv, capture_output=True, check=False)
+
+    medians = _interleaved({name: launch(argv) for name, argv in _startup_commands().items()}, repeats)
+    return {"name": "start-up, launch to exit", "seconds": medians, "repeats": repeats,
+            "ratio": medians["glassdiff --help"] / medians["python -c 'import torch'"],
+            "ratio_means": "glassdiff --help / python -c 'import torch' (<1: help answers before torch could load)"}
+
+
 def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each run, after one warm-up each, the runs taking turns (so noise hits them alike)."""
     for fn in runs.values():
@@ -180,9 +202,14 @@ def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
 
 def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
     results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5),
-               *(time_layout(prompt, repeats=3 if quick else 7) for prompt in LAYOUT_PROMPTS)]
+               *(time_layout(prompt, repeats=3 if quick else 7) for prompt in LAYOUT_PROMPTS),
+               time_startup(repeats=3 if quick else 5)]
     for r in results:
-        if "layout_s" in r:
+        if "seconds" in r:
+            print(f"{r['name']} (median of {r['repeats']}): " +
+                  ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["seconds"].items()) +
+                  f"; ratio --help / import torch {r['ratio']:.3f}")
+        elif "layout_s" in r:
             print(f"{r['name']} ({r['prompt']!r}, {r['layout_steps']} of {r['steps']} steps in regions): "
                   f"layout {r['layout_s'] * 1000:.0f} ms, none {r['plain_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}")
         elif "report_s" in r:

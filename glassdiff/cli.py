@@ -1,121 +1,146 @@
 """glassdiff generate | explain | eval | bench | info | train.
 
-Exit codes: 0 success, 2 bad input (one line saying what and how to fix it),
-1 anything else. No traceback for a user's mistake.
+Building the parser imports no torch (options.py): `--help` and bad input answer at once, and each command imports
+its heavy code when it runs. Exit codes: 0 success, 2 bad input (one line saying what and how to fix it),
+130 interrupted, 1 anything else. No traceback for a user's mistake.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-import os
 import sys
-import warnings
 
-from .config import SAMPLERS, BadInput, SamplingConfig
+from . import __version__
+from .config import BadInput, check_prompt, notice
+from .options import (Parser, add_eval_args, add_sampling_args, check_model, distinct_outputs, given_sampling, guarded,
+                      load_pipeline, sampling_config, writable_output)
 
-
-def guarded(fn) -> int:
-    """Run fn; a BadInput becomes one line on stderr and exit code 2."""
-    try:
-        fn()
-        return 0
-    except BadInput as err:
-        print(f"glassdiff: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("glassdiff: interrupted", file=sys.stderr)
-        return 1
-    except Exception as err:  # noqa: BLE001 - the last line of defence
-        if os.environ.get("GLASSDIFF_DEBUG"):
-            raise
-        print(f"glassdiff: error: {type(err).__name__}: {err} (set GLASSDIFF_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
-
-
-def writable_output(path: str) -> str:
-    """Refuse an output path that cannot be written, before any work is done."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise BadInput(f"output {path} is a folder; give a file name such as {os.path.join(path, 'out.png')}")
-    if not os.path.isdir(folder):
-        raise BadInput(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise BadInput(f"cannot write {path}: folder {folder} is not writable; choose another path")
-    return path
-
-
-def load_pipeline(model: str | None):
-    from .pipeline import Pipeline
-
-    return Pipeline.load(model) if model else Pipeline.default()
-
-
-def add_sampling_args(p: argparse.ArgumentParser):
-    default = SamplingConfig()
-    p.add_argument("--steps", type=int, default=default.steps)
-    p.add_argument("--guidance", type=float, default=default.guidance, help="classifier-free guidance scale")
-    p.add_argument("--seed", type=int, default=default.seed)
-    p.add_argument("--sampler", default=default.sampler, help=", ".join(SAMPLERS))
-    p.add_argument("--negative", default="", help="negative prompt (the unconditional side of guidance)")
-    add_layout_arg(p)
-    p.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
-    p.add_argument("--width", type=int, default=None)
-    p.add_argument("--height", type=int, default=None)
-
-
-def add_layout_arg(p: argparse.ArgumentParser):
-    p.add_argument("--layout", type=float, default=SamplingConfig().layout,
-                   help="share of the steps that draw each object of a two-object prompt, or each copy of a "
-                        "counted one, in a part of the canvas of its own (\"a star left of a heart\": the star's "
-                        "prompt on the left half; \"three stars\": one star per part; \"a star\": a medium star in "
-                        "the centre of the whole canvas); 0 turns it off")
-
-
-def sampling_params(args) -> dict:
-    params = dict(steps=args.steps, guidance=args.guidance, seed=args.seed, sampler=args.sampler,
-                  negative=args.negative, layout=args.layout, width=args.width, height=args.height,
-                  batch=getattr(args, "batch", 1))
-    SamplingConfig(**params)  # validate before anything loads
-    return params
+SLOW_SECONDS = 30  # a request estimated to take longer is announced before it starts
 
 
 # ---------------- generate ----------------
 
-def cmd_generate(args):
-    from .png import output_paths, params_from_png, save_png
+@dataclasses.dataclass(frozen=True)
+class Request:
+    prompt: str
+    cfg: object  # SamplingConfig
+    keep: int | None = None  # redrawing one image of a batch: the batch is drawn again and this one kept
+    made_by: str | None = None  # the model hash an image's parameters name
 
-    if args.from_png:
-        prompt, params = params_from_png(args.from_png)
-        params["batch"] = args.batch
-    else:
-        if not args.prompt:
-            raise BadInput("give a PROMPT (or --from-png FILE to regenerate an image)")
-        prompt, params = args.prompt, sampling_params(args)
-    paths = output_paths(writable_output(args.output), params["batch"])
-    if args.trajectory:
-        writable_output(args.trajectory)
+
+def generate_request(args) -> Request:
+    """The prompt and settings: from the command line, or from an image's parameters with the options given on top
+    (as A1111's "send to txt2img" and then an edit: `--from-png a.png --steps 30` changes the steps alone)."""
+    given = given_sampling(args)
+    if not args.from_png:
+        if args.prompt is None:
+            raise BadInput("give a PROMPT (or --from-png FILE to redraw an image from its parameters)")
+        return Request(check_prompt(args.prompt), sampling_config(given))
+    from .png import params_from_png
+
+    read = params_from_png(args.from_png)
+    for note in read.notes:
+        notice(f"{args.from_png}: {note}")
+    params, keep = {**read.params, **given}, None
+    if read.batch_size > 1 and not {"seed", "batch"} & given.keys():
+        if not 0 <= read.batch_pos < read.batch_size:
+            raise BadInput(f"{args.from_png}: Batch pos {read.batch_pos} is outside its batch of {read.batch_size}")
+        # drawn in a batch: draw that batch again and keep this image (batched arithmetic can differ in the last bit)
+        params.update(seed=params.get("seed", 0) - read.batch_pos, batch=read.batch_size)
+        keep = read.batch_pos
+    prompt = read.prompt if args.prompt is None else args.prompt
+    return Request(check_prompt(prompt), sampling_config(params), keep, read.model_hash)
+
+
+def cmd_generate(args):
+    from .io import is_stream
+    from .png import image_format, output_paths
+
+    request = generate_request(args)
+    cfg = request.cfg
+    images = 1 if request.keep is not None else cfg.batch
+    if args.output == "-" and images > 1:
+        raise BadInput("-o - writes one image to standard output; give a file name for a batch (out.png: "
+                       "out-0.png, out-1.png, ...)")
+    paths = output_paths(writable_output(args.output), images)
+    extra = [writable_output(args.trajectory)] if args.trajectory is not None else []
+    for path in distinct_outputs(paths + extra):
+        image_format(path)
+    say = _say(to_stderr=any(is_stream(path) for path in paths + extra))
+    check_model(args.model)
     pipe = load_pipeline(args.model)
-    result = pipe(prompt, trace=bool(args.trajectory), progress=not args.quiet, **params)
+    if request.made_by and request.made_by != pipe.model_hash:
+        notice(f"{args.from_png} was drawn by the model with hash {request.made_by}; this one's is "
+               f"{pipe.model_hash}, so the image will differ (--model chooses another)")
+    height, width = cfg.size_for(pipe.native_size, pipe.factor)
+    seconds = pipe.image_seconds(cfg, height, width) * cfg.batch
+    if seconds > SLOW_SECONDS:
+        notice(f"{cfg.batch} image(s) of {width}x{height} in {cfg.steps} steps: about {_duration(seconds)} on two "
+               f"cores (a rough estimate; the bar shows the pace); Ctrl-C stops, leaving only finished images")
+    trace = _draw(pipe, request, paths, args, say, height, width)
+    if args.trajectory:
+        from .explain.strip import trajectory_strip
+        from .png import save_png
+
+        save_png(trajectory_strip(pipe, trace[0], image=trace[1]), args.trajectory, trace[2])
+        say(f"wrote {args.trajectory}")
+
+
+def _draw(pipe, request: Request, paths: list[str], args, say, height: int, width: int):
+    """Draw and write the images, a large batch in chunks (the same seeds, images written as each chunk ends);
+    returns the first chunk's trace, the kept image's place in it, and its parameters."""
+    from .png import save_png
+    from .sampling import ProgressBar
+
+    cfg = request.cfg
+    chunk = cfg.batch if request.keep is not None else pipe.chunk_size(cfg, height, width)
+    bar = None if args.quiet else ProgressBar(total=cfg.steps * -(-cfg.batch // chunk))
+    trace = None
+    try:
+        for start in range(0, cfg.batch, chunk):
+            part = dataclasses.replace(cfg, seed=cfg.seed + start, batch=min(chunk, cfg.batch - start))
+            if bar and chunk < cfg.batch:
+                bar.describe(f"images {start + 1}-{start + part.batch} of {cfg.batch}")
+            result = pipe(request.prompt, trace=bool(args.trajectory) and start == 0,
+                          observers=(bar,) if bar else (), **dataclasses.asdict(part))
+            if start == 0:
+                _say_layout(result, say)
+                keep = request.keep or 0
+                trace = (result.trace, keep, result.infotexts[keep])
+            for k, (image, text) in enumerate(zip(result.images, result.infotexts)):
+                if request.keep is None or k == request.keep:
+                    path = paths[0 if request.keep is not None else start + k]
+                    save_png(image, path, text)
+                    say(f"wrote {path}")
+    finally:
+        if bar:
+            bar.close()
+    return trace
+
+
+def _say_layout(result, say):
     if result.layouts[0]:
         regions = " | ".join(region.prompt for region in result.layouts[0])
         first, last = result.params.layout_start + 1, result.params.layout_start + result.params.layout_steps
-        print(f"layout: {regions} (steps {first}-{last} of {result.params.steps}; "
-              f"--layout 0 draws the prompt as it is)")
-    for image, text, path in zip(result.images, result.infotexts, paths):
-        save_png(image, path, text)
-        print(f"wrote {path}")
-    if args.trajectory:
-        from .explain.strip import trajectory_strip
+        say(f"layout: {regions} (steps {first}-{last} of {result.params.steps}; --layout 0 draws the prompt as it is)")
 
-        save_png(trajectory_strip(pipe, result.trace), args.trajectory, result.infotexts[0])
-        print(f"wrote {args.trajectory}")
+
+def _say(to_stderr: bool):
+    """Status lines on stdout, or on stderr when an image goes to standard output or a stream."""
+    return lambda line: print(line, file=sys.stderr if to_stderr else sys.stdout)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 # ---------------- info ----------------
 
 def cmd_info(args):
+    from .config import SAMPLERS
+
+    check_model(args.model)
     info = load_pipeline(args.model).info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -130,12 +155,14 @@ def cmd_info(args):
     print(f"schedule   {info['schedule']}, {info['prediction_type']}; samplers: {', '.join(SAMPLERS)}")
 
 
-# ---------------- bench, eval, explain: their modules own the details ----------------
+# ---------------- bench, eval, explain, train: their modules own the details ----------------
 
 def cmd_bench(args):
+    if args.json:
+        writable_output(args.json)
     from .bench import run_benchmarks
 
-    run_benchmarks(json_out=args.json and writable_output(args.json), quick=args.quick)
+    run_benchmarks(json_out=args.json, quick=args.quick)
 
 
 def cmd_eval(args):
@@ -150,23 +177,20 @@ def cmd_explain(args):
     run_explain(args)
 
 
-def cmd_train(args):
-    from .train.__main__ import run
-
-    print(json.dumps(run(args), indent=2))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="glassdiff", description="Text-to-image diffusion on a CPU, showing its work.")
+def build_parser() -> Parser:
+    parser = Parser(prog="glassdiff", description="Text-to-image diffusion on a CPU, showing its work.")
+    parser.add_argument("--version", action="version", version=f"glassdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="prompt -> PNG")
+    g = sub.add_parser("generate", help="prompt -> image (PNG, JPEG or WebP, with its parameters)")
     g.add_argument("prompt", nargs="?")
-    g.add_argument("-o", "--output", default="glassdiff.png")
+    g.add_argument("-o", "--output", default="glassdiff.png",
+                   help="image file (.png, .jpg, .webp), or - for standard output; a link is followed")
     add_sampling_args(g)
-    g.add_argument("--batch", type=int, default=1, help="K images, seeds S..S+K-1")
+    g.add_argument("--batch", type=int, default=None, help="K images, seeds S..S+K-1 (drawn in chunks)")
     g.add_argument("--trajectory", default=None, help="also write the noise-to-image strip here")
-    g.add_argument("--from-png", default=None, help="regenerate from a PNG's parameters")
+    g.add_argument("--from-png", default=None,
+                   help="redraw an image from its parameters (glassdiff's or A1111's); options given change them")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(fn=cmd_generate)
 
@@ -181,12 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_explain)
 
     v = sub.add_parser("eval", help="GenEval-style prompt-fidelity benchmark")
-    from .evaluate.cli import add_eval_args
-
     add_eval_args(v)
     v.set_defaults(fn=cmd_eval)
 
-    b = sub.add_parser("bench", help="speed against diffusers on the same weights, same run")
+    b = sub.add_parser("bench", help="speed against diffusers on the same weights, same run; start-up times")
     b.add_argument("--json", default=None)
     b.add_argument("--quick", action="store_true", help="fewer repeats")
     b.set_defaults(fn=cmd_bench)
@@ -196,22 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_info)
 
-    from .train.__main__ import build_parser as train_parser
-
-    t = sub.add_parser("train", help="train the autoencoder or the denoiser")
-    train_parser(t)
-    t.set_defaults(fn=cmd_train)
+    # parsed by the training code's own parser when it runs (`glassdiff train --help` lists the stages)
+    sub.add_parser("train", help="train the autoencoder or the denoiser (glassdiff train --help)", add_help=False)
     return parser
 
 
 def main(argv=None) -> int:
-    warnings.simplefilter("ignore", FutureWarning)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse's own usage errors already exit 2 with one message
-        return int(exit_.code or 0)
-    return guarded(lambda: args.fn(args))
+        if argv[:1] == ["train"]:
+            from .train.__main__ import main as train_main
+
+            return train_main(argv[1:], prog="glassdiff train")
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit_:  # usage errors: one line already printed, exit 2
+            return int(exit_.code or 0)
+        return guarded(lambda: args.fn(args))
+    except KeyboardInterrupt:
+        print("glassdiff: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,13 +11,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 
 import torch
 from PIL import Image
 
 from . import __version__
 from .autoencoder import decode, downsample_factor, to_uint8
-from .config import BadInput, SamplingConfig
+from .config import BadInput, BadType, Notice, SamplingConfig, check_prompt, random_seed
+from .folders import first_line, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
 from .layout import Region, masks, plan
@@ -68,16 +70,16 @@ class Pipeline:
 
         from .text import TextEncoder
 
-        index = _read_index(folder)
+        index = read_index(folder)
         try:
             unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float32)
             vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=torch.float32)
             with open(os.path.join(folder, "scheduler", "scheduler_config.json")) as f:
                 scheduler_config = json.load(f)
         except (OSError, ValueError, EnvironmentError) as err:
-            raise BadInput(f"cannot load model from {folder}: {_first_line(err)}; "
+            raise BadInput(f"cannot load model from {folder}: {first_line(err)}; "
                            f"point --model at a folder written by glassdiff or diffusers") from err
-        if index.get("text_encoder", [None])[0] == "transformers":
+        if text_encoder_kind(index, folder) == "clip":
             text_encoder = TextEncoder(os.path.join(folder, "text_encoder"), kind="clip", max_length=77)
         else:
             text_encoder = TextEncoder()
@@ -144,17 +146,21 @@ class Pipeline:
         Images come prompt by prompt. `scales` gives each image its own guidance scale (a guidance sweep in
         one loop); otherwise every image uses `guidance`.
         """
+        if params.get("seed") == -1:
+            params["seed"] = random_seed()
         cfg = SamplingConfig(**params)
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompts = _prompts(prompt)
         if scales is not None and len(scales) != cfg.batch * len(prompts):
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")
         if scales is not None and attention:
             raise BadInput("attention maps need one guidance scale for the whole batch; leave out scales")
         height, width = cfg.size_for(self.native_size, self.factor)
+        self.check_memory(cfg.batch * len(prompts), height, width)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
         prompted = any(s != 0 for s in (scales or [cfg.guidance]))  # guidance 0 never reads a prompt
         layouts = [plan(p) if cfg.layout_steps and prompted else None for p in prompts]
         region_prompts = [region.prompt for regions in layouts if regions for region in regions]
+        self._notify_truncation(prompts, cfg.negative)
         encoded = self.text_encoder(prompts + region_prompts + [cfg.negative])
         context = encoded.context[:len(prompts)].repeat_interleave(cfg.batch, dim=0)
         uncond = encoded.context[-1:].expand(len(seeds), -1, -1)
@@ -179,8 +185,8 @@ class Pipeline:
                 attention_maps.detach()
         images = [Image.fromarray(p) for p in to_uint8(decode(self.vae, x_0)).numpy()]
         per_image = [dataclasses.replace(cfg, guidance=s) for s in scales] if scales else [cfg] * len(seeds)
-        texts = [self.infotext(p, c, s, width, height) for (p, s), c in
-                 zip(((p, s) for p in prompts for s in seeds[:cfg.batch]), per_image)]
+        texts = [self.infotext(p, c, s, width, height, position) for (p, (position, s)), c in
+                 zip(((p, s) for p in prompts for s in enumerate(seeds[:cfg.batch])), per_image)]
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
                       attention=attention_maps, layouts=layouts)
 
@@ -189,15 +195,87 @@ class Pipeline:
         with torch.inference_mode():
             return to_uint8(decode(self.vae, latents))
 
-    def infotext(self, prompt: str, cfg: SamplingConfig, seed: int, width: int, height: int) -> str:
-        """A1111's "parameters" layout."""
+    def infotext(self, prompt: str, cfg: SamplingConfig, seed: int, width: int, height: int,
+                 position: int = 0) -> str:
+        """A1111's "parameters" layout. An image of a batch says which (Batch size, Batch pos, as A1111 writes
+        them): batched arithmetic can differ from a lone image's in the last bit, so --from-png redraws the batch."""
         lines = [prompt]
         if cfg.negative:
             lines.append(f"Negative prompt: {cfg.negative}")
+        batch = f"Batch size: {cfg.batch}, Batch pos: {position}, " if cfg.batch > 1 else ""
         lines.append(f"Steps: {cfg.steps}, Sampler: {cfg.sampler}, CFG scale: {cfg.guidance}, Seed: {seed}, "
-                     f"Size: {width}x{height}, Layout: {cfg.layout}, Model hash: {self.model_hash}, "
+                     f"Size: {width}x{height}, {batch}Layout: {cfg.layout}, Model hash: {self.model_hash}, "
                      f"Version: glassdiff {__version__}")
         return "\n".join(lines)
+
+    # ---------- what a request costs ----------
+
+    def image_bytes(self, height: int, width: int) -> int:
+        """Memory one image's generation holds at its peak, beyond the weights: the UNet's widest activations for
+        the guidance pair and the decoder's full-size ones, about seven live copies of each (measured on the
+        default model at 64x64 and 256x256, where this overestimates by up to 2x)."""
+        latent_pixels = (height // self.factor) * (width // self.factor)
+        widest = max(self.unet.config.block_out_channels)
+        return 4 * 7 * (2 * latent_pixels * widest + height * width * self.vae.config.block_out_channels[0])
+
+    def image_seconds(self, cfg: SamplingConfig, height: int, width: int) -> float:
+        """A rough time for one image: UNet parameters x latent pixels x steps x the guidance pair, at the pace
+        of the default model on two cores (attention's share grows faster on large images: a floor there)."""
+        latent_pixels = (height // self.factor) * (width // self.factor)
+        params = sum(p.numel() for p in self.unet.parameters())
+        return SECONDS_PER_PARAM_PIXEL * params * latent_pixels * cfg.steps * 2
+
+    def check_memory(self, images: int, height: int, width: int):
+        need, free = images * self.image_bytes(height, width), available_memory()
+        if free is not None and need > free:
+            raise BadInput(f"{images} image(s) of {width}x{height} need about {need / 2**30:.1f} GB and "
+                           f"{free / 2**30:.1f} GB is free; ask for fewer or smaller images at a time "
+                           f"(glassdiff generate --batch runs a large batch in chunks)")
+
+    def chunk_size(self, cfg: SamplingConfig, height: int, width: int) -> int:
+        """Images per call for a large batch: at most CHUNK_IMAGES, and CHUNK_BYTES of activations."""
+        return max(1, min(cfg.batch, CHUNK_IMAGES, CHUNK_BYTES // self.image_bytes(height, width)))
+
+    def _notify_truncation(self, prompts: list[str], negative: str):
+        limit = self.text_encoder.max_length
+        named = [("prompt", p) for p in dict.fromkeys(prompts)] + [("negative prompt", negative)]
+        for (what, text), dropped in zip(named, self.text_encoder.overflow([t for _, t in named])):
+            if dropped:
+                warnings.warn(Notice(f"{what} truncated: the model reads {limit} tokens; {dropped} beyond them "
+                                     f"were dropped ({text[:40]!r}...)"), stacklevel=3)
+
+
+SECONDS_PER_PARAM_PIXEL = 6.5e-12  # the default model: 0.57 s for 15 guided steps at 64x64 on 2 cores
+CHUNK_IMAGES = 16
+CHUNK_BYTES = 2**30
+
+
+def available_memory() -> int | None:
+    """Bytes free for this process: MemAvailable, within the cgroup's limit where there is one."""
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                room = int(limit) - int(g.read())
+                free = room if free is None else min(free, room)
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def _prompts(prompt) -> list[str]:
+    """A prompt, or a non-empty list of them, each checked as the command line checks one."""
+    if isinstance(prompt, str):
+        return [check_prompt(prompt)]
+    if not isinstance(prompt, (list, tuple)) or not prompt:
+        raise BadType(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+    return [check_prompt(p) for p in prompt]
 
 
 def _regions(layouts, context, region_context, cfg: SamplingConfig, latent_size) -> Regions:
@@ -217,18 +295,3 @@ def _regions(layouts, context, region_context, cfg: SamplingConfig, latent_size)
         next_region += len(regions or ())
     return Regions(torch.cat(rows), torch.tensor(owner), torch.cat(region_masks), cfg.layout_steps,
                    cfg.layout_start)
-
-
-def _read_index(folder: str) -> dict:
-    path = os.path.join(folder, "model_index.json")
-    if not os.path.isdir(folder):
-        raise BadInput(f"model folder {folder} does not exist; give a folder written by `glassdiff train` or Pipeline.save")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise BadInput(f"{path} is missing or unreadable ({_first_line(err)}); is {folder} a model folder?") from err
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -58,14 +58,39 @@ class Observer(Protocol):
     def __call__(self, record: StepRecord) -> None: ...
 
 
+def seeded_generator(seed: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator for one of a seed's two streams (0: x_T, 1: the stochastic samplers' fresh noise).
+
+    Seeds below 2**32 seed torch as diffusers does (manual_seed), so they draw diffusers' pixels; stream 1 is
+    manual_seed(seed + 2**31) cut to 32 bits, as torch cut it before seeds were 64-bit. torch's CPU generator keeps
+    only the low 32 bits of a seed, so a larger seed fills the Mersenne Twister from all 64 bits instead (the
+    standard init_by_array, as numpy seeds it from an array): 2**32 + 1 draws apart from 1.
+    """
+    if seed < 2**32:
+        return torch.Generator().manual_seed(seed if stream == 0 else (seed + 2**31) % 2**32)
+    import struct
+
+    import numpy as np
+
+    words = np.array([seed & 0xFFFFFFFF, seed >> 32] + [1] * stream, dtype=np.uint32)
+    keys = np.random.RandomState(words).get_state()[1]
+    # torch's CPU generator state: initial seed (int64), left, seeded (int32), next (uint64), 624 words (uint64
+    # each), then the cached normal samples (40 bytes, none cached)
+    state = struct.pack("<qiiQ", seed - 2**64 if seed >= 2**63 else seed, 1, 1, 0)
+    state += keys.astype("<u8").tobytes() + bytes(40)
+    generator = torch.Generator()
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return generator
+
+
 def initial_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
     """x_T drawn on the CPU, one generator per image, so a seed means the same image anywhere."""
-    return torch.cat([torch.randn((1, *shape), generator=torch.Generator().manual_seed(s)) for s in seeds])
+    return torch.cat([torch.randn((1, *shape), generator=seeded_generator(s)) for s in seeds])
 
 
 def generators(seeds: list[int]) -> list[torch.Generator]:
-    """Per-image generators for the stochastic samplers' fresh noise (offset from x_T's stream)."""
-    return [torch.Generator().manual_seed(s + 2**31) for s in seeds]
+    """Per-image generators for the stochastic samplers' fresh noise (a stream apart from x_T's)."""
+    return [seeded_generator(s, stream=1) for s in seeds]
 
 
 def guide(out_cond: torch.Tensor | None, out_uncond: torch.Tensor | None, guidance_scale) -> torch.Tensor:
@@ -263,17 +288,26 @@ class TrajectoryRecorder:
 
 
 class ProgressBar:
-    """A tqdm bar over the steps."""
+    """A tqdm bar over the steps; with `total`, one bar over the steps of several runs (a batch in chunks)."""
 
-    def __init__(self, desc: str = "sampling"):
-        self.desc, self.bar = desc, None
+    def __init__(self, desc: str = "sampling", total: int | None = None):
+        self.desc, self.total, self.bar = desc, total, None
 
     def __call__(self, record: StepRecord) -> None:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=record.steps, desc=self.desc, dynamic_ncols=True, leave=False)
+            self.bar = tqdm(total=self.total or record.steps, desc=self.desc, dynamic_ncols=True, leave=False)
         self.bar.update(1)
-        if record.index + 1 == record.steps:
+        if self.bar.n >= self.bar.total:
+            self.close()
+
+    def describe(self, desc: str):
+        self.desc = desc
+        if self.bar is not None:
+            self.bar.set_description(desc)
+
+    def close(self):
+        if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MAX_LENGTH = 20  # every caption of the shapes world fits; longer prompts are truncated with a warning
+MAX_LENGTH = 20  # every caption of the shapes world fits; longer prompts are truncated (Pipeline says so)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,17 +55,17 @@ class TextEncoder:
     @torch.no_grad()
     def __call__(self, prompts: list[str], padding: str = "max_length") -> Encoded:
         """padding="longest" pads only to the batch's longest prompt (the UNet always reads max_length tokens)."""
-        full = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
-        for prompt, ids in zip(prompts, full):
-            if len(ids) > self.max_length:
-                warnings.warn(f"prompt truncated: {len(ids) - self.max_length} of its tokens beyond "
-                              f"the first {self.max_length} were dropped ({prompt[:40]!r}...)", stacklevel=2)
         batch = self.tokenizer(prompts, padding=padding, max_length=self.max_length,
                                truncation=True, return_tensors="pt")
         out = self.model(input_ids=batch["input_ids"].to(self.model.device),
                          attention_mask=batch["attention_mask"].to(self.model.device))
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in batch["input_ids"].tolist()]
         return Encoded(out.last_hidden_state.float(), batch["attention_mask"], tokens)
+
+    def overflow(self, prompts: list[str]) -> list[int]:
+        """How many tokens of each prompt lie beyond max_length (and are dropped)."""
+        full = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        return [max(0, len(ids) - self.max_length) for ids in full]
 
     def to(self, device) -> "TextEncoder":
         """Run the encoder on `device` (its outputs land there; tokens and masks stay on the CPU)."""

@@ -130,4 +130,4 @@ def test_from_png_without_parameters(tmp_path, capsys):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
     code, _, err = run(["generate", "--from-png", str(plain), "-o", str(tmp_path / "o.png")], capsys)
-    assert code == 2 and "no 'parameters' text chunk" in err
+    assert code == 2 and "has no generation parameters" in err

@@ -17,27 +17,6 @@ from .score import FAILURE_KINDS, TAGS, judge
 VALIDATION_BLURS = (0.0, 0.7)  # crisp renders, and renders as soft as generated ones
 
 
-def add_eval_args(p):
-    p.add_argument("--model", default=None, help="model folder (default: the embedded model)")
-    p.add_argument("--prompts", default=None,
-                   help="a GenEval metadata .jsonl, or 'seen' / 'heldout' (default: both shipped sets)")
-    p.add_argument("--images-per-prompt", type=int, default=4)
-    p.add_argument("--images", default=None, help="judge this GenEval-layout folder instead of generating")
-    p.add_argument("--save-images", default=None, help="also write the generated images in GenEval's layout")
-    p.add_argument("--json", default=None)
-    p.add_argument("--sheet", default=None, help="contact sheet of passes and failures (PNG)")
-    from ..cli import add_layout_arg
-    from ..config import SamplingConfig
-
-    default = SamplingConfig()
-    p.add_argument("--steps", type=int, default=default.steps)
-    p.add_argument("--guidance", type=float, default=default.guidance)
-    p.add_argument("--sampler", default=default.sampler)
-    p.add_argument("--seed", type=int, default=default.seed)
-    add_layout_arg(p)
-    p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")
-
-
 def read_geneval_folder(folder: str) -> list[tuple[dict, list[Image.Image], list[str]]]:
     """[(spec, images, paths)] from <folder>/<index>/metadata.jsonl and samples/*.png."""
     from .score import validate_spec
@@ -150,7 +129,7 @@ def contact_sheet(verdicts, path: str, n_fail: int = 40, n_pass: int = 24):
 
 
 def run_eval(args):
-    from ..cli import load_pipeline, writable_output
+    from ..options import load_pipeline, writable_output
     from .validate import validate
 
     for path in (args.json, args.sheet):

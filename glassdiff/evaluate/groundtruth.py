@@ -60,7 +60,7 @@ def main(argv=None):
 
 def _check_sheet(parser, args):
     """Refuse a sheet without a model, or one that cannot be written, before any work (exit 2)."""
-    from ..cli import writable_output
+    from ..options import writable_output
     from ..config import BadInput
 
     if not args.model:

@@ -25,21 +25,24 @@ def denoising_gif(pipe, records, path: str, scale: int = 4):
 
 
 def run_explain(args):
-    from ..cli import load_pipeline, sampling_params, writable_output
-    from ..io import atomic_path
-    from .report import build_report
+    import dataclasses
 
-    if args.compare is not None and not args.compare.strip():
-        raise BadInput("--compare needs a non-empty second prompt")
-    if not args.prompt.strip():
-        raise BadInput("give a non-empty PROMPT to explain")
-    params = sampling_params(args)
+    from ..config import check_prompt
+    from ..options import check_model, distinct_outputs, given_sampling, load_pipeline, sampling_config, \
+        writable_output
+
+    if args.compare is not None:
+        check_prompt(args.compare, "--compare prompt")
+    check_prompt(args.prompt)
+    params = dataclasses.asdict(sampling_config(given_sampling(args)))
     if args.sweep_steps is not None and not 1 <= args.sweep_steps <= params["steps"]:
         raise BadInput(f"--sweep-steps must be between 1 and --steps ({params['steps']}), got {args.sweep_steps}")
     params.pop("batch")
-    writable_output(args.output)
-    if args.gif:
-        writable_output(args.gif)
+    distinct_outputs([writable_output(path) for path in (args.output, args.gif) if path is not None])
+    check_model(args.model)
+    from ..io import atomic_path
+    from .report import build_report
+
     pipe = load_pipeline(args.model)
     t0 = time.perf_counter()
     page, result = build_report(pipe, args.prompt, params, compare=args.compare,

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .. import __version__
+from ..config import MAX_GUIDANCE
 from ..sampling import StepRecord
 from .pictures import PALETTE, diverging_strip, heatmap, layout_overlay, overlay, project_to_rgb, svg_lines
 from .strip import trajectory_strip
@@ -178,7 +179,7 @@ range: brighter = more of that word's attention than elsewhere in the picture. S
 
 def sweep_scales(scale: float) -> list[float]:
     """0, 1, the run's own scale, and twice it (8 when the run's is 0 or 1)."""
-    return sorted(set(GUIDANCE_SWEEP + (scale, 2 * scale if scale > 1 else 8.0)))
+    return sorted(set(GUIDANCE_SWEEP + (scale, min(2 * scale, MAX_GUIDANCE) if scale > 1 else 8.0)))
 
 
 def guidance_section(pipe, prompt, params, sweep_steps: int) -> str:

@@ -17,15 +17,17 @@ def pick_steps(n_steps: int, columns: int) -> list[int]:
 
 
 def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: int = 2,
-                     x0_images: np.ndarray | None = None) -> Image.Image:
-    """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep.
+                     x0_images: np.ndarray | None = None, image: int = 0) -> Image.Image:
+    """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep, of the
+    batch's image number `image`.
 
     x0_images: every step's x0_pred already decoded (uint8 (S, H, W, 3)), to skip decoding them again.
     """
     chosen = pick_steps(len(records), columns - 1)
-    noise = pipe.decode_latents(records[0].x_t[:1] / records[0].x_t[:1].std()).numpy()
+    x_T = records[0].x_t[image:image + 1]
+    noise = pipe.decode_latents(x_T / x_T.std()).numpy()
     if x0_images is None:
-        steps = list(pipe.decode_latents(torch.cat([records[i].x0_pred[:1] for i in chosen])).numpy())
+        steps = list(pipe.decode_latents(torch.cat([records[i].x0_pred[image:image + 1] for i in chosen])).numpy())
     else:
         steps = [x0_images[i] for i in chosen]
     pixels = [noise[0]] + steps

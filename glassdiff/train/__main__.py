@@ -43,11 +43,14 @@ def run(args: argparse.Namespace) -> dict:
     return fn(cfg)
 
 
-def main(argv=None) -> int:
-    from ..cli import guarded
+def main(argv=None, prog: str = "python -m glassdiff.train") -> int:
+    from ..options import Parser, guarded
 
-    args = build_parser().parse_args(argv)
-    return guarded(lambda: print(json.dumps(run(args))))
+    try:
+        args = build_parser(Parser(prog=prog)).parse_args(argv)
+    except SystemExit as exit_:  # argparse's usage errors: one message, exit 2
+        return int(exit_.code or 0)
+    return guarded(lambda: print(json.dumps(run(args))))  # one line per rank under torchrun
 
 
 if __name__ == "__main__":

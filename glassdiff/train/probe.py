@@ -153,7 +153,7 @@ def table(errors: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from ..cli import guarded
+    from ..options import guarded
     from ..pipeline import Pipeline
 
     parser = argparse.ArgumentParser(prog="python -m glassdiff.train.probe", description=__doc__.split("\n")[0])

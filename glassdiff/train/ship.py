@@ -92,7 +92,7 @@ def check_images(pipe) -> list[np.ndarray]:
 
 
 def main(args: list[str]) -> int:
-    from ..cli import guarded
+    from ..options import guarded
 
     if len(args) not in (2, 3) or any(arg.startswith("-") for arg in args):
         print("usage: python -m glassdiff.train.ship RUN/model TARGET [VAE] (a trained pipeline folder, where to "

@@ -1,0 +1,53 @@
+"""Model folders: what a folder's model_index.json says, checked before anything heavy is imported.
+
+A folder is diffusers' layout (model_index.json, unet/, vae/, scheduler/, text_encoder/ ...): glassdiff's own,
+with the MiniLM text encoder named in a note, or a Stable Diffusion 1.x/2.x folder with CLIP's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .config import BadInput
+
+PIPELINES = ("GlassdiffPipeline", "StableDiffusionPipeline")
+TEXT_ENCODERS = {("glassdiff", "minilm"): "minilm", ("transformers", "CLIPTextModel"): "clip"}
+
+
+def read_index(folder: str) -> dict:
+    """The folder's model_index.json, refused with one line when glassdiff cannot load what it names."""
+    if not os.path.isdir(folder):
+        raise BadInput(f"model folder {folder} does not exist; give a folder written by `glassdiff train`, "
+                       f"Pipeline.save or diffusers' save_pretrained")
+    path = os.path.join(folder, "model_index.json")
+    try:
+        with open(path) as f:
+            index = json.load(f)
+        if not isinstance(index, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:
+        raise BadInput(f"{path} is missing or unreadable ({first_line(err)}); is {folder} a model folder?") from err
+    pipeline = index.get("_class_name", "GlassdiffPipeline")
+    if pipeline not in PIPELINES:
+        raise BadInput(f"{folder} holds a {pipeline}; glassdiff loads its own folders and Stable Diffusion "
+                       f"1.x/2.x folders ({', '.join(PIPELINES)})")
+    text_encoder_kind(index, folder)
+    return index
+
+
+def text_encoder_kind(index: dict, folder: str) -> str:
+    """'minilm' or 'clip'; a CLIP folder must have its tokenizer beside the text encoder."""
+    named = tuple(index.get("text_encoder") or ("glassdiff", "minilm"))
+    if named not in TEXT_ENCODERS:
+        raise BadInput(f"{folder}: text encoder {' '.join(map(str, named))} is not one glassdiff runs "
+                       f"(CLIPTextModel or glassdiff's MiniLM)")
+    kind = TEXT_ENCODERS[named]
+    if kind == "clip" and not os.path.isfile(os.path.join(folder, "tokenizer", "vocab.json")):
+        raise BadInput(f"{folder} has a CLIP text encoder but no tokenizer/vocab.json; copy the tokenizer folder "
+                       f"that came with the model beside text_encoder/")
+    return kind
+
+
+def first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
