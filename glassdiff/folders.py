@@ -43,8 +43,9 @@ def text_encoder_kind(index: dict, folder: str) -> str:
         raise BadInput(f"{folder}: text encoder {' '.join(map(str, named))} is not one glassdiff runs "
                        f"(CLIPTextModel or glassdiff's MiniLM)")
     kind = TEXT_ENCODERS[named]
-    if kind == "clip" and not os.path.isfile(os.path.join(folder, "tokenizer", "vocab.json")):
-        raise BadInput(f"{folder} has a CLIP text encoder but no tokenizer/vocab.json; copy the tokenizer folder "
+    if kind == "clip" and not any(os.path.isfile(os.path.join(folder, "tokenizer", name))
+                                  for name in ("tokenizer.json", "vocab.json")):
+        raise BadInput(f"{folder} has a CLIP text encoder but no tokenizer (tokenizer/tokenizer.json or vocab.json); copy the tokenizer folder "
                        f"that came with the model beside text_encoder/")
     return kind
 

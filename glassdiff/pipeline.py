@@ -23,7 +23,7 @@ from .folders import first_line, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
 from .layout import Region, masks, plan
-from .sampling import Observer, ProgressBar, Regions, TrajectoryRecorder, initial_noise, sample
+from .sampling import Observer, ProgressBar, Regions, TrajectoryRecorder, noise_and_generators, sample
 from .schedulers import make_scheduler
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -86,19 +86,28 @@ class Pipeline:
         return cls(unet, vae, text_encoder, scheduler_config, source=folder)
 
     def save(self, folder: str):
-        """Write a diffusers-layout folder atomically (safetensors only)."""
+        """Write a diffusers-layout folder atomically (safetensors only): glassdiff's own with the MiniLM note, or,
+        for a model with CLIP, a StableDiffusionPipeline folder that diffusers loads too."""
         with atomic_dir(folder) as tmp:
             self.unet.save_pretrained(os.path.join(tmp, "unet"), safe_serialization=True)
             self.vae.save_pretrained(os.path.join(tmp, "vae"), safe_serialization=True)
             os.makedirs(os.path.join(tmp, "scheduler"))
+            scheduler = {"_class_name": "DDPMScheduler", **self.scheduler_config}
             with open(os.path.join(tmp, "scheduler", "scheduler_config.json"), "w") as f:
-                json.dump({"_class_name": "DDPMScheduler", **self.scheduler_config}, f, indent=2)
-            os.makedirs(os.path.join(tmp, "text_encoder"))
-            with open(os.path.join(tmp, "text_encoder", "glassdiff.json"), "w") as f:
-                json.dump({**MINILM_NOTE, "max_length": self.text_encoder.max_length}, f, indent=2)
-            index = {"_class_name": "GlassdiffPipeline", "_glassdiff_version": __version__,
-                     "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-                     "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["glassdiff", "minilm"]}
+                json.dump(scheduler, f, indent=2)
+            index = {"_glassdiff_version": __version__, "unet": ["diffusers", "UNet2DConditionModel"],
+                     "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", scheduler["_class_name"]]}
+            if self.text_encoder.kind == "clip":
+                self.text_encoder.model.save_pretrained(os.path.join(tmp, "text_encoder"))
+                self.text_encoder.tokenizer.save_pretrained(os.path.join(tmp, "tokenizer"))
+                index.update(_class_name="StableDiffusionPipeline", text_encoder=["transformers", "CLIPTextModel"],
+                             tokenizer=["transformers", "CLIPTokenizer"], safety_checker=[None, None],
+                             feature_extractor=[None, None], requires_safety_checker=False)
+            else:
+                os.makedirs(os.path.join(tmp, "text_encoder"))
+                with open(os.path.join(tmp, "text_encoder", "glassdiff.json"), "w") as f:
+                    json.dump({**MINILM_NOTE, "max_length": self.text_encoder.max_length}, f, indent=2)
+                index.update(_class_name="GlassdiffPipeline", text_encoder=["glassdiff", "minilm"])
             with open(os.path.join(tmp, "model_index.json"), "w") as f:
                 json.dump(index, f, indent=2)
 
@@ -175,11 +184,11 @@ class Pipeline:
 
             attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds))
             watchers += (attention_maps.on_step,)
-        x_T = initial_noise((self.unet.config.out_channels, *latent_size), seeds)
+        x_T, generators = noise_and_generators((self.unet.config.out_channels, *latent_size), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         try:
             x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
-                         cfg.guidance if scales is None else list(scales), cfg.steps, seeds, watchers, regions)
+                         cfg.guidance if scales is None else list(scales), cfg.steps, generators, watchers, regions)
         finally:
             if attention_maps:
                 attention_maps.detach()

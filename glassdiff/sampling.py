@@ -58,22 +58,20 @@ class Observer(Protocol):
     def __call__(self, record: StepRecord) -> None: ...
 
 
-def seeded_generator(seed: int, stream: int = 0) -> torch.Generator:
-    """A CPU generator for one of a seed's two streams (0: x_T, 1: the stochastic samplers' fresh noise).
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator for a seed: x_T is drawn from it, then the stochastic samplers' fresh noise (diffusers' order).
 
-    Seeds below 2**32 seed torch as diffusers does (manual_seed), so they draw diffusers' pixels; stream 1 is
-    manual_seed(seed + 2**31) cut to 32 bits, as torch cut it before seeds were 64-bit. torch's CPU generator keeps
-    only the low 32 bits of a seed, so a larger seed fills the Mersenne Twister from all 64 bits instead (the
-    standard init_by_array, as numpy seeds it from an array): 2**32 + 1 draws apart from 1.
+    Seeds below 2**32 seed torch as diffusers does (manual_seed), so they draw diffusers' pixels. torch's CPU
+    generator keeps only the low 32 bits of a seed, so a larger seed fills the Mersenne Twister from all 64 bits
+    instead (the standard init_by_array, as numpy seeds it from an array): 2**32 + 1 draws apart from 1.
     """
     if seed < 2**32:
-        return torch.Generator().manual_seed(seed if stream == 0 else (seed + 2**31) % 2**32)
+        return torch.Generator().manual_seed(seed)
     import struct
 
     import numpy as np
 
-    words = np.array([seed & 0xFFFFFFFF, seed >> 32] + [1] * stream, dtype=np.uint32)
-    keys = np.random.RandomState(words).get_state()[1]
+    keys = np.random.RandomState(np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint32)).get_state()[1]
     # torch's CPU generator state: initial seed (int64), left, seeded (int32), next (uint64), 624 words (uint64
     # each), then the cached normal samples (40 bytes, none cached)
     state = struct.pack("<qiiQ", seed - 2**64 if seed >= 2**63 else seed, 1, 1, 0)
@@ -83,14 +81,15 @@ def seeded_generator(seed: int, stream: int = 0) -> torch.Generator:
     return generator
 
 
+def noise_and_generators(shape: tuple[int, ...], seeds: list[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
+    """x_T drawn on the CPU, one generator per image (a seed means the same image anywhere), and the generators,
+    which the stochastic samplers go on drawing from, as diffusers' pipelines do."""
+    generators = [seeded_generator(s) for s in seeds]
+    return torch.cat([torch.randn((1, *shape), generator=g) for g in generators]), generators
+
+
 def initial_noise(shape: tuple[int, ...], seeds: list[int]) -> torch.Tensor:
-    """x_T drawn on the CPU, one generator per image, so a seed means the same image anywhere."""
-    return torch.cat([torch.randn((1, *shape), generator=seeded_generator(s)) for s in seeds])
-
-
-def generators(seeds: list[int]) -> list[torch.Generator]:
-    """Per-image generators for the stochastic samplers' fresh noise (a stream apart from x_T's)."""
-    return [seeded_generator(s, stream=1) for s in seeds]
+    return noise_and_generators(shape, seeds)[0]
 
 
 def guide(out_cond: torch.Tensor | None, out_uncond: torch.Tensor | None, guidance_scale) -> torch.Tensor:
@@ -220,14 +219,17 @@ def _map_state(scheduler, shape: torch.Size, fn) -> None:
 
 
 def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
-           guidance_scale: float | list[float], steps: int, seeds: list[int],
+           guidance_scale: float | list[float], steps: int, generators: list[torch.Generator | int],
            observers: tuple[Observer, ...] = (), regions: Regions | None = None) -> torch.Tensor:
-    """Run the reverse process from noise x_T (unit variance) to the clean latent x_0."""
+    """Run the reverse process from noise x_T (unit variance) to the clean latent x_0.
+
+    generators: each image's, after x_T was drawn from it (noise_and_generators), or seeds for fresh ones."""
     scheduler.set_timesteps(steps)
     prediction_type = scheduler.config.prediction_type
     images = len(x_T)
     scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * images
-    whole = _Rows(context, uncond_context, scales, generators(seeds))
+    generators = [g if isinstance(g, torch.Generator) else seeded_generator(g) for g in generators]
+    whole = _Rows(context, uncond_context, scales, generators)
     drawn = regions is not None and regions.steps and any(s != 0 for s in scales)  # guidance 0 reads no prompt
     layout = regions if drawn else None  # None: the whole prompt on every step
     rows, x_t = whole, x_T * scheduler.init_noise_sigma

@@ -57,8 +57,10 @@ class TextEncoder:
         """padding="longest" pads only to the batch's longest prompt (the UNet always reads max_length tokens)."""
         batch = self.tokenizer(prompts, padding=padding, max_length=self.max_length,
                                truncation=True, return_tensors="pt")
-        out = self.model(input_ids=batch["input_ids"].to(self.model.device),
-                         attention_mask=batch["attention_mask"].to(self.model.device))
+        # CLIP reads its padding as Stable Diffusion was trained to (no mask: its causal attention keeps the real
+        # tokens apart from the padding after them; the padding's own states differ with a mask), as diffusers does
+        mask = None if self.kind == "clip" else batch["attention_mask"].to(self.model.device)
+        out = self.model(input_ids=batch["input_ids"].to(self.model.device), attention_mask=mask)
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in batch["input_ids"].tolist()]
         return Encoded(out.last_hidden_state.float(), batch["attention_mask"], tokens)
 

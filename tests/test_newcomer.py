@@ -112,8 +112,6 @@ def test_seeds_below_2_to_the_32_seed_torch_as_diffusers_does():
     for seed in (0, 1, 2**32 - 1):
         expected = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(seed))
         assert torch.equal(initial_noise((4, 8, 8), [seed]), expected)
-    sampler_noise = torch.randn(5, generator=torch.Generator().manual_seed(3 + 2**31))
-    assert torch.equal(torch.randn(5, generator=seeded_generator(3, stream=1)), sampler_noise)
 
 
 def test_every_64_bit_seed_draws_its_own_noise():
@@ -122,8 +120,7 @@ def test_every_64_bit_seed_draws_its_own_noise():
     assert len({tuple(row.flatten()[:16].tolist()) for row in noise}) == len(seeds)
     assert torch.equal(initial_noise((4, 8, 8), [2**40 + 5]), initial_noise((4, 8, 8), [2**40 + 5]))
     assert noise.std().item() == pytest.approx(1.0, abs=0.1)
-    high = torch.randn(4096, generator=seeded_generator(2**50, stream=1))
-    assert not torch.equal(high, torch.randn(4096, generator=seeded_generator(2**50)))
+    assert seeded_generator(2**50).initial_seed() == 2**50
 
 
 def test_large_seeds_are_honoured_and_recorded(tiny_model_dir, tmp_path, capsys):
@@ -344,7 +341,7 @@ def write_index(folder, index):
     ({"_class_name": "StableDiffusionXLPipeline"}, "holds a StableDiffusionXLPipeline"),
     ({"_class_name": "KandinskyV22Pipeline"}, "holds a KandinskyV22Pipeline"),
     ({"_class_name": "StableDiffusionPipeline", "text_encoder": ["transformers", "CLIPTextModel"]},
-     "no tokenizer/vocab.json"),
+     "but no tokenizer"),
     ({"_class_name": "StableDiffusionPipeline", "text_encoder": ["transformers", "T5EncoderModel"]},
      "text encoder transformers T5EncoderModel is not one glassdiff runs"),
 ])

@@ -31,7 +31,7 @@ def test_x0_pred_recovers_clean_latent_given_true_noise(sampler, prediction_type
     recorder = TrajectoryRecorder()
     context = torch.zeros(2, 3, 8)
     out = sample(analytic_denoiser(x0, scheduler, prediction_type), scheduler, initial_noise((4, 8, 8), [0, 1]),
-                 context, context, guidance_scale=3.0, steps=12, seeds=[0, 1], observers=(recorder,))
+                 context, context, guidance_scale=3.0, steps=12, generators=[0, 1], observers=(recorder,))
     assert len(recorder.records) == 12
     for record in recorder.records:
         if record.alpha_bar > 1e-3:  # nearer pure noise, float32 cannot pin x0 down through an eps output
