@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps open-clip-torch==3.3.0  # CLIP's BPE vocabulary, for single-file SD checkpoints
 	touch $(STAMP)
 
 install: $(STAMP)

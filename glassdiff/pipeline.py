@@ -65,11 +65,16 @@ class Pipeline:
         return cls.load(WEIGHTS_DIR)
 
     @classmethod
-    def load(cls, folder: str) -> "Pipeline":
+    def load(cls, folder: str, prediction: str | None = None) -> "Pipeline":
+        """A model folder (glassdiff's or diffusers'), or a single-file SD 1.x/2.x checkpoint (checkpoints.py);
+        `prediction` ("epsilon" or "v_prediction") says what a single file's UNet predicts where its keys cannot."""
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
+        from .checkpoints import is_single_file, load_single_file
         from .text import TextEncoder
 
+        if is_single_file(folder):
+            return load_single_file(folder, prediction)
         index = read_index(folder)
         try:
             unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float32)

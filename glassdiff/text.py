@@ -52,6 +52,15 @@ class TextEncoder:
         self.max_length = max_length
         self.dim = self.model.config.hidden_size
 
+    @classmethod
+    def from_parts(cls, model, tokenizer, kind: str, max_length: int) -> "TextEncoder":
+        """An encoder from a model and tokenizer already made (a single-file checkpoint's CLIP)."""
+        encoder = cls.__new__(cls)
+        encoder.kind, encoder.folder, encoder.model, encoder.tokenizer = kind, None, model, tokenizer
+        encoder.model.eval().requires_grad_(False)
+        encoder.max_length, encoder.dim = max_length, model.config.hidden_size
+        return encoder
+
     @torch.no_grad()
     def __call__(self, prompts: list[str], padding: str = "max_length") -> Encoded:
         """padding="longest" pads only to the batch's longest prompt (the UNet always reads max_length tokens)."""
