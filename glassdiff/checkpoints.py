@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import types
 
-import torch
-
 from .config import BadInput, notice
 
 UNET, VAE = "model.diffusion_model.", "first_stage_model."
@@ -40,8 +38,10 @@ def is_single_file(path: str) -> bool:
 
 # ---------------- reading ----------------
 
-def read_state(path: str) -> dict[str, torch.Tensor]:
+def read_state(path: str) -> dict:
     """The file's tensors: safetensors memory-mapped; a .ckpt through torch.load(weights_only=True) only."""
+    import torch
+
     if path.lower().endswith(".safetensors"):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -145,6 +145,7 @@ def text_config(text: dict, kind: str):
 
 def load_single_file(path: str, prediction: str | None = None):
     """A Pipeline from a single-file SD 1.x or 2.x checkpoint."""
+    import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import (convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint,
                                                      convert_ldm_vae_checkpoint, convert_open_clip_checkpoint)
@@ -320,6 +321,8 @@ def vae_to_original(vae) -> dict:
 
 def clip_to_openclip(text: dict) -> dict:
     """A CLIPTextModel's state as OpenCLIP names it (SD 2.x): q, k and v stacked into in_proj."""
+    import torch
+
     out = {CLIP_SD2 + "token_embedding.weight": text["text_model.embeddings.token_embedding.weight"],
            CLIP_SD2 + "positional_embedding": text["text_model.embeddings.position_embedding.weight"],
            CLIP_SD2 + "ln_final.weight": text["text_model.final_layer_norm.weight"],

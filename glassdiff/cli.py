@@ -13,8 +13,8 @@ import sys
 
 from . import __version__
 from .config import BadInput, check_prompt, notice
-from .options import (Parser, add_eval_args, add_sampling_args, check_model, distinct_outputs, given_sampling, guarded,
-                      load_pipeline, sampling_config, writable_output)
+from .options import (Parser, add_eval_args, add_model_args, add_sampling_args, distinct_outputs, given_sampling,
+                      guarded, load_pipeline, model_path, sampling_config, writable_output)
 
 SLOW_SECONDS = 30  # a request estimated to take longer is announced before it starts
 
@@ -68,8 +68,8 @@ def cmd_generate(args):
     for path in distinct_outputs(paths + extra):
         image_format(path)
     say = _say(to_stderr=any(is_stream(path) for path in paths + extra))
-    check_model(args.model)
-    pipe = load_pipeline(args.model)
+    model_path(args)
+    pipe = load_pipeline(args)
     if request.made_by and request.made_by != pipe.model_hash:
         notice(f"{args.from_png} was drawn by the model with hash {request.made_by}; this one's is "
                f"{pipe.model_hash}, so the image will differ (--model chooses another)")
@@ -140,8 +140,7 @@ def _duration(seconds: float) -> str:
 def cmd_info(args):
     from .config import SAMPLERS
 
-    check_model(args.model)
-    info = load_pipeline(args.model).info()
+    info = load_pipeline(args).info()
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -153,6 +152,20 @@ def cmd_info(args):
           f"scaling {info['vae']['scaling_factor']:.4f}")
     print(f"image      {info['image'][0]}x{info['image'][1]}x3  ->  latent {'x'.join(map(str, info['latent']))}")
     print(f"schedule   {info['schedule']}, {info['prediction_type']}; samplers: {', '.join(SAMPLERS)}")
+
+
+def cmd_models(args):
+    from .models import list_models, models_dir
+
+    entries = list_models(args.models)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(entry) for entry in entries], indent=2))
+        return
+    print(f"models folder: {models_dir(args.models)}")
+    print(f"{'name':<28}{'kind':<11}{'prediction':<14}{'size':>6}{'parameters':>14}{'on disk':>10}")
+    for e in entries:
+        size = f"{e.native}" if e.native else "?"
+        print(f"{e.name:<28}{e.kind:<11}{e.prediction:<14}{size:>6}{e.params:>14,}{e.bytes / 2**20:>8.0f} MB")
 
 
 # ---------------- bench, eval, explain, train: their modules own the details ----------------
@@ -214,9 +227,15 @@ def build_parser() -> Parser:
     b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("info", help="the model's blocks and sizes")
-    i.add_argument("--model", default=None)
+    add_model_args(i)
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_info)
+
+    m = sub.add_parser("models", help="the models glassdiff can run: the embedded one and those in the models folder")
+    m.add_argument("--models", default=None, help="the models folder (default: $GLASSDIFF_MODELS or "
+                                                  "~/.local/share/glassdiff/models)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_models)
 
     # parsed by the training code's own parser when it runs (`glassdiff train --help` lists the stages)
     sub.add_parser("train", help="train the autoencoder or the denoiser (glassdiff train --help)", add_help=False)

@@ -113,7 +113,7 @@ def add_sampling_args(p: argparse.ArgumentParser):
                                      f"(default {default.sampler})")
     p.add_argument("--negative", help="negative prompt (the unconditional side of guidance)")
     add_layout_arg(p, default=None)
-    p.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
+    add_model_args(p)
     p.add_argument("--width", type=int, default=None, help="pixels, a multiple of the autoencoder's factor")
     p.add_argument("--height", type=int, default=None)
 
@@ -139,22 +139,39 @@ def sampling_config(params: dict) -> SamplingConfig:
     return SamplingConfig(**params)
 
 
-def load_pipeline(model: str | None):
+def add_model_args(p: argparse.ArgumentParser):
+    from .checkpoints import PREDICTIONS
+
+    p.add_argument("--model", default=None,
+                   help="a model folder, a single-file SD 1.x/2.x checkpoint (.safetensors, .ckpt), or the name of "
+                        "one in the models folder (glassdiff models); default: the embedded model")
+    p.add_argument("--models", default=None, help="the models folder (default: $GLASSDIFF_MODELS or "
+                                                  "~/.local/share/glassdiff/models)")
+    p.add_argument("--prediction", choices=PREDICTIONS, default=None,
+                   help="what a single file's UNet predicts, where its weights cannot say (an SD 2.x file is read "
+                        "as v_prediction at 768x768 unless told epsilon)")
+
+
+def model_path(args) -> str:
+    """The --model value as a path, checked before torch is imported (a wrong one is a one-line error at once)."""
+    from .checkpoints import is_single_file
+    from .folders import read_index
+    from .models import resolve
+
+    path = resolve(getattr(args, "model", None), getattr(args, "models", None))
+    if not is_single_file(path):
+        read_index(path)
+    return path
+
+
+def load_pipeline(args):
     from .pipeline import Pipeline
 
-    return Pipeline.load(model) if model else Pipeline.default()
-
-
-def check_model(model: str | None):
-    """A --model folder's index, checked before torch is imported (a wrong path is a one-line error at once)."""
-    if model:
-        from .folders import read_index
-
-        read_index(model)
+    return Pipeline.load(model_path(args), prediction=getattr(args, "prediction", None))
 
 
 def add_eval_args(p: argparse.ArgumentParser):
-    p.add_argument("--model", default=None, help="model folder (default: the embedded model)")
+    add_model_args(p)
     p.add_argument("--prompts", default=None,
                    help="a GenEval metadata .jsonl, or 'seen' / 'heldout' (default: both shipped sets)")
     p.add_argument("--images-per-prompt", type=int, default=4)

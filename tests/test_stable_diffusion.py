@@ -1,8 +1,11 @@
 """Stable Diffusion folders written by diffusers: glassdiff draws diffusers' pixels, and saves them to reload."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from sd_tiny import build_sd
 
 from glassdiff.pipeline import Pipeline
@@ -90,3 +93,99 @@ def test_a_single_file_draws_diffusers_pixels(sd_file, sampler):
                            width=16, height=16, layout=0).image, dtype=int)
     theirs = diffusers_image(folder, sampler, "a red cat on a mat", 3, 6, 5.0, negative="blurry")
     assert np.abs(ours - theirs).max() <= 1
+
+
+def test_a_ckpt_is_read_through_weights_only_with_a_note(sd_file, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from glassdiff.cli import main
+
+    folder, path, prediction = sd_file
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": load_file(path), "global_step": 10}, ckpt)
+    code = main(["generate", "a cat", "-q", "--steps", "2", "--width", "16", "--height", "16", "--prediction",
+                 prediction, "--model", str(ckpt), "-o", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 0 and "is a pickle; read with torch.load(weights_only=True)" in err
+    a = np.asarray(Image.open(tmp_path / "x.png"))
+    b = np.asarray(Pipeline.load(path, prediction=prediction)("a cat", steps=2, width=16, height=16).image)
+    assert np.array_equal(a, b)
+
+
+class NotATensor:
+    pass
+
+
+def fake_checkpoint(path, keys):
+    from safetensors.torch import save_file
+
+    save_file({key: torch.zeros(2, 2) for key in keys}, str(path))
+    return str(path)
+
+
+def test_files_that_are_no_sd_checkpoint_are_named(sd_file, tmp_path, capsys):
+    from glassdiff.cli import main
+
+    unet = "model.diffusion_model.input_blocks.0.0.weight"
+    cases = {
+        "lora": (["lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"], "a LoRA"),
+        "text": (["cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"],
+                 "a text encoder alone"),
+        "vae": (["first_stage_model.encoder.down.0.block.0.conv1.weight"], "an autoencoder (VAE) alone"),
+        "sdxl": ([unet, "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight"],
+                 "an SDXL checkpoint (not supported yet)"),
+        "sd3": (["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"], "a Stable Diffusion 3 checkpoint"),
+        "flux": (["double_blocks.0.img_attn.qkv.weight"], "a Flux checkpoint"),
+        "unet": ([unet], "a UNet without its autoencoder"),
+        "other": (["weight"], "no Stable Diffusion checkpoint"),
+    }
+    paths = {name: (fake_checkpoint(tmp_path / f"{name}.safetensors", keys), message)
+             for name, (keys, message) in cases.items()}
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(open(sd_file[1], "rb").read()[:5000])
+    paths["truncated"] = (str(truncated), "may be truncated")
+    pickled = tmp_path / "object.ckpt"
+    torch.save({"state_dict": NotATensor()}, pickled)
+    paths["object"] = (str(pickled), "cannot be read as a checkpoint of tensors")
+    for name, (path, message) in paths.items():
+        code = main(["generate", "a cat", "-q", "--model", path, "-o", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.strip().splitlines()[-1].startswith("glassdiff: "), (name, err)
+        assert "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_sizes_must_be_multiples_of_the_autoencoders_factor(sd_dir, tmp_path, capsys):
+    from glassdiff.cli import main
+
+    code = main(["generate", "a cat", "-q", "--model", sd_dir, "--width", "17", "-o", str(tmp_path / "x.png")])
+    assert code == 2 and "--width 17 is not a positive multiple of 2; try 16" in capsys.readouterr().err
+
+
+def test_models_are_listed_and_chosen_by_name(sd_dir, sd_file, tmp_path, capsys, monkeypatch):
+    import os
+    import shutil
+
+    from glassdiff.cli import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(sd_dir, models / "my-folder")
+    shutil.copy(sd_file[1], models / "my-file.safetensors")
+    (models / "notes.txt").write_text("not a model")
+    monkeypatch.setenv("GLASSDIFF_MODELS", str(models))
+    assert main(["models", "--json"]) == 0
+    listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+    assert set(listed) == {"default", "my-folder", "my-file"}
+    assert listed["default"]["kind"] == "glassdiff" and listed["default"]["native"] == 64
+    assert listed["my-folder"]["kind"] == ("sd2" if "v_prediction" in sd_dir else "sd1")
+    assert listed["my-file"]["kind"] == ("sd2" if sd_file[2] == "v_prediction" else "sd1")
+    total = sum(p.numel() for m in (Pipeline.load(sd_dir).unet, Pipeline.load(sd_dir).vae) for p in m.parameters())
+    assert listed["my-folder"]["params"] >= total
+    assert listed["my-file"]["bytes"] == os.path.getsize(sd_file[1])
+    out = tmp_path / "by-name.png"
+    assert main(["generate", "a cat", "-q", "--steps", "2", "--model", "my-folder", "-o", str(out)]) == 0
+    direct = Pipeline.load(sd_dir)("a cat", steps=2).image
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(direct))
+    assert main(["generate", "a cat", "-q", "--model", "nothing-here", "-o", str(out)]) == 2
+    assert "no model 'nothing-here'" in capsys.readouterr().err

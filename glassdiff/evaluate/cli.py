@@ -143,7 +143,7 @@ def run_eval(args):
     else:
         names = [args.prompts] if args.prompts else ["seen", "heldout"]
         prompt_sets = {os.path.splitext(os.path.basename(n))[0]: load_prompts(n) for n in names}
-        pipe = load_pipeline(args.model)
+        pipe = load_pipeline(args)
         model_hash = pipe.model_hash
         sets = {name: generate_for(pipe, specs, args.images_per_prompt, args) for name, specs in prompt_sets.items()}
         if args.save_images:

@@ -28,7 +28,7 @@ def run_explain(args):
     import dataclasses
 
     from ..config import check_prompt
-    from ..options import check_model, distinct_outputs, given_sampling, load_pipeline, sampling_config, \
+    from ..options import distinct_outputs, given_sampling, load_pipeline, model_path, sampling_config, \
         writable_output
 
     if args.compare is not None:
@@ -39,11 +39,11 @@ def run_explain(args):
         raise BadInput(f"--sweep-steps must be between 1 and --steps ({params['steps']}), got {args.sweep_steps}")
     params.pop("batch")
     distinct_outputs([writable_output(path) for path in (args.output, args.gif) if path is not None])
-    check_model(args.model)
+    model_path(args)
     from ..io import atomic_path
     from .report import build_report
 
-    pipe = load_pipeline(args.model)
+    pipe = load_pipeline(args)
     t0 = time.perf_counter()
     page, result = build_report(pipe, args.prompt, params, compare=args.compare,
                                 sweep_steps=args.sweep_steps)
