@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install browser clean model cpu-model
+.PHONY: demo test install browser clean model cpu-model serve
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ browser:
 demo: install
 	$(VENV)/bin/glassdiff generate "two blue squares above a red circle" -o demo.png --trajectory demo_strip.png
 	@echo "demo image: $(CURDIR)/demo.png  (noise-to-image strip: $(CURDIR)/demo_strip.png)"
+
+# the live page and A1111's API on http://127.0.0.1:7860/ (glassdiff serve --help for the options)
+serve: install
+	$(VENV)/bin/glassdiff serve
 
 test: install browser
 	$(PY) -m pytest -q

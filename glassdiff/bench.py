@@ -9,7 +9,10 @@
 4. layout planning: a two-object prompt and a counting prompt, each with its
    default layout against the same prompt with --layout 0, interleaved, median of N;
 5. start-up: `glassdiff --help`, a bad-input error and `glassdiff info`, launch to exit, beside
-   `python -c pass` and `python -c "import torch"`, interleaved, median of N.
+   `python -c pass` and `python -c "import torch"`, interleaved, median of N;
+6. the server: /sdapi/v1/txt2img against the same generation in-process, and the time to the page's first
+   preview, interleaved, median of N.
+`glassdiff bench --sd` measures SD 1.5's architecture instead (random weights, built locally).
 The first compares the same work: glassdiff with --layout 0, as diffusers has no
 layout (the benchmark's prompt names two copies and an object, so it is planned).
 Timings on a shared machine are noisy: only the ratio of one run means much.
@@ -22,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -124,12 +128,13 @@ else:
         ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=STEPS,
             guidance_scale=4.0, height=pipe.native_size, width=pipe.native_size,
             generator=torch.Generator().manual_seed(0))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
 def peak_memory() -> dict:
-    """Peak resident memory (MB) of a fresh process that loads the model and makes one image."""
+    """Peak resident memory (MB) of a fresh process that loads the model and makes one image (its VmHWM: getrusage's
+    ru_maxrss would count the parent's size at the fork)."""
     peaks = {}
     for name in ("glassdiff", "diffusers"):
         out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, name], capture_output=True, text=True, check=True)
@@ -167,6 +172,181 @@ def time_layout(prompt: str, repeats: int = 7) -> dict:
             "ratio_means": "time with the default layout / time with --layout 0"}
 
 
+# ---------------- the full-size Stable Diffusion 1.5 architecture, random weights ----------------
+
+SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+                 layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
+                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+SD15_VAE = dict(in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+                latent_channels=4, sample_size=512, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4)
+SD15_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                 num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768)
+
+
+def sd15_random_file() -> str:
+    """SD 1.5's architecture with random weights, as an fp16 single file in the original layout (built once, 2 GB,
+    in glassdiff's cache): what a user's downloaded checkpoint looks like, read by the same loader."""
+    from .checkpoints import cache_dir, clip_tokenizer, write_single_file
+
+    path = os.path.join(cache_dir(), "bench", "sd15-random-fp16.safetensors")
+    if os.path.exists(path):
+        return path
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .checkpoints import SCHEDULER
+    from .pipeline import Pipeline
+    from .text import TextEncoder
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.manual_seed(0)
+    text = TextEncoder.from_parts(CLIPTextModel(CLIPTextConfig(**SD15_TEXT)), clip_tokenizer(), "clip", 77)
+    pipe = Pipeline(UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE), text, SCHEDULER)
+    write_single_file(pipe, path, half=True)
+    return path
+
+
+def time_sd_steps(path: str, size: int, steps: int = 4, repeats: int = 2) -> dict:
+    """Seconds per guided step at `size`, between the first and the last step's end (the text encoder, the first
+    step's warm-up and the decoder left out), glassdiff's loop against diffusers' on a copy of the same weights."""
+    from .pipeline import Pipeline
+
+    pipe = Pipeline.load(path)
+    reference = _reference(pipe, "dpmpp_2m")  # a copy in diffusers' own layout; ours stays channels-last
+    ends: dict[str, list[float]] = {"glassdiff": [], "diffusers": []}
+
+    def ours():
+        ends["glassdiff"].append([])
+        pipe(PROMPT, seed=0, steps=steps, width=size, height=size, layout=0.0,
+             observers=(lambda record: ends["glassdiff"][-1].append(time.perf_counter()),))
+
+    def theirs():
+        ends["diffusers"].append([])
+
+        def on_step(pipeline, i, t, kwargs):
+            ends["diffusers"][-1].append(time.perf_counter())
+            return kwargs
+        with torch.no_grad():
+            encoded = pipe.text_encoder([PROMPT, ""])
+            reference(prompt_embeds=encoded.context[:1], negative_prompt_embeds=encoded.context[1:],
+                      num_inference_steps=steps, guidance_scale=4.0, height=size, width=size,
+                      generator=torch.Generator().manual_seed(0), output_type="latent", callback_on_step_end=on_step)
+
+    _interleaved({"glassdiff": ours, "diffusers": theirs}, repeats, warm=False)
+    per_step = {who: statistics.median((run[-1] - run[0]) / (len(run) - 1) for run in runs)
+                for who, runs in ends.items()}
+    return {"name": f"SD 1.5 architecture (random weights), {size}x{size}, seconds per guided step",
+            "size": size, "threads": torch.get_num_threads(), "glassdiff_s": per_step["glassdiff"],
+            "diffusers_s": per_step["diffusers"], "ratio": per_step["diffusers"] / per_step["glassdiff"],
+            "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
+
+
+_SD_MEMORY_CHILD = """
+import resource, sys, torch
+from glassdiff.bench import _reference, PROMPT
+from glassdiff.pipeline import Pipeline
+pipe = Pipeline.load(sys.argv[1])
+size = int(sys.argv[3])
+if sys.argv[2] == "glassdiff":
+    pipe(PROMPT, seed=0, steps=2, width=size, height=size, layout=0.0)
+else:
+    ref = _reference(pipe, "dpmpp_2m", copy_weights=False)
+    with torch.no_grad():
+        enc = pipe.text_encoder([PROMPT, ""])
+        ref(prompt_embeds=enc.context[:1], negative_prompt_embeds=enc.context[1:], num_inference_steps=2,
+            guidance_scale=4.0, height=size, width=size, generator=torch.Generator().manual_seed(0))
+print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+def sd_peak_memory(path: str, size: int) -> dict:
+    """Peak resident memory (GB) of a fresh process that loads the fp16 file and draws one image at `size`."""
+    peaks = {}
+    for name in ("glassdiff", "diffusers"):
+        out = subprocess.run([sys.executable, "-c", _SD_MEMORY_CHILD, path, name, str(size)], capture_output=True,
+                             text=True, check=True)
+        peaks[name] = int(out.stdout.strip().splitlines()[-1]) / 2**20
+    return {"name": f"SD 1.5 architecture, peak memory at {size}x{size} (fresh process, fp16 file)",
+            "glassdiff_gb": peaks["glassdiff"], "diffusers_gb": peaks["diffusers"],
+            "ratio": peaks["diffusers"] / peaks["glassdiff"], "target": "glassdiff <= 6 GB",
+            "ratio_means": "diffusers peak / glassdiff peak (>1: glassdiff smaller)"}
+
+
+def run_sd_benchmarks(json_out: str | None = None) -> list[dict]:
+    path = sd15_random_file()
+    results = [sd_peak_memory(path, 512), time_sd_steps(path, 256), time_sd_steps(path, 512)]
+    for r in results:
+        if "glassdiff_s" in r:
+            print(f"{r['name']} ({r['threads']} threads): glassdiff {r['glassdiff_s']:.2f} s, "
+                  f"diffusers {r['diffusers_s']:.2f} s, ratio {r['ratio']:.3f}")
+        else:
+            print(f"{r['name']}: glassdiff {r['glassdiff_gb']:.2f} GB, diffusers {r['diffusers_gb']:.2f} GB, "
+                  f"ratio {r['ratio']:.3f}")
+    _write_json(results, json_out)
+    return results
+
+
+def time_server(repeats: int = 5) -> dict:
+    """glassdiff serve on a loopback port: /sdapi/v1/txt2img against the same generation in-process (PNG encoding
+    included on both sides), and the time from a request to the first preview of the page's stream."""
+    import socket
+
+    import httpx
+
+    from .pipeline import Pipeline
+    from .server import png_bytes
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as outputs:
+        server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "glassdiff"), "serve", "--port",
+                                   str(port), "--outputs", outputs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for(url + "/healthz")
+            pipe, body = Pipeline.default(), {"prompt": PROMPT, "seed": 0, "steps": STEPS, "cfg_scale": 4.0,
+                                              "sampler_name": "DPM++ 2M", "width": 64, "height": 64}
+            with httpx.Client(timeout=120) as client:
+                def served():
+                    assert client.post(url + "/sdapi/v1/txt2img", json=body).status_code == 200
+
+                def first_preview():
+                    with client.stream("POST", url + "/glassdiff/generate", json={"prompt": PROMPT}) as response:
+                        for line in response.iter_lines():
+                            if line.startswith("event: step"):
+                                return
+
+                def local():
+                    result = pipe(PROMPT, seed=0, steps=STEPS, guidance=4.0)
+                    png_bytes(result.image, result.infotexts[0])
+
+                medians = _interleaved({"server": served, "in-process": local, "first preview": first_preview},
+                                       repeats)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    return {"name": "glassdiff serve: txt2img over HTTP against the same generation in-process", "server_s":
+            medians["server"], "in_process_s": medians["in-process"], "first_preview_s": medians["first preview"],
+            "ratio": medians["server"] / medians["in-process"],
+            "ratio_means": "time through /sdapi/v1/txt2img / time in-process (target <= 1.10)"}
+
+
+def _wait_for(url: str, seconds: float = 120):
+    import httpx
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {seconds:.0f} s")
+
+
 def _startup_commands() -> dict[str, list[str]]:
     glassdiff = os.path.join(os.path.dirname(sys.executable), "glassdiff")
     return {"python -c pass": [sys.executable, "-c", "pass"],
@@ -187,9 +367,9 @@ def time_startup(repeats: int = 5) -> dict:
             "ratio_means": "glassdiff --help / python -c 'import torch' (<1: help answers before torch could load)"}
 
 
-def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
+def _interleaved(runs: dict, repeats: int, warm: bool = True) -> dict[str, float]:
     """Median seconds of each run, after one warm-up each, the runs taking turns (so noise hits them alike)."""
-    for fn in runs.values():
+    for fn in runs.values() if warm else ():
         fn()
     times = {name: [] for name in runs}
     for _ in range(repeats):
@@ -203,9 +383,12 @@ def _interleaved(runs: dict, repeats: int) -> dict[str, float]:
 def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
     results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5),
                *(time_layout(prompt, repeats=3 if quick else 7) for prompt in LAYOUT_PROMPTS),
-               time_startup(repeats=3 if quick else 5)]
+               time_startup(repeats=3 if quick else 5), time_server(repeats=3 if quick else 7)]
     for r in results:
-        if "seconds" in r:
+        if "server_s" in r:
+            print(f"{r['name']}: server {r['server_s'] * 1000:.0f} ms, in-process {r['in_process_s'] * 1000:.0f} ms, "
+                  f"ratio {r['ratio']:.3f}; first preview after {r['first_preview_s'] * 1000:.0f} ms")
+        elif "seconds" in r:
             print(f"{r['name']} (median of {r['repeats']}): " +
                   ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["seconds"].items()) +
                   f"; ratio --help / import torch {r['ratio']:.3f}")
@@ -222,10 +405,14 @@ def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dic
         else:
             print(f"{r['name']}: glassdiff {r['glassdiff_mb']:.0f} MB, diffusers {r['diffusers_mb']:.0f} MB, "
                   f"ratio {r['ratio']:.3f}")
+    _write_json(results, json_out)
+    return results
+
+
+def _write_json(results: list[dict], json_out: str | None):
     if json_out:
         from .io import atomic_path
 
         with atomic_path(json_out) as tmp:
             with open(tmp, "w") as f:
                 json.dump(results, f, indent=2)
-    return results

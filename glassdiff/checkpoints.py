@@ -13,6 +13,7 @@ Key names are converted by diffusers' own single-file converters on the way in; 
 
 from __future__ import annotations
 
+import collections.abc
 import os
 import types
 
@@ -43,14 +44,7 @@ def read_state(path: str) -> dict:
     import torch
 
     if path.lower().endswith(".safetensors"):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise BadInput(f"{path} cannot be read as safetensors ({err}); the file may be truncated: "
-                           f"download it again") from err
+        return SafetensorsFile(path)
     notice(f"{path} is a pickle; read with torch.load(weights_only=True), which refuses anything but tensors "
            f"(a .safetensors file is safer and loads faster)")
     try:
@@ -62,6 +56,47 @@ def read_state(path: str) -> dict:
     if not isinstance(state, dict):
         raise BadInput(f"{path} holds no dictionary of tensors")
     return state
+
+
+class SafetensorsFile(collections.abc.Mapping):
+    """A .safetensors file's tensors, each read from the file when asked for (no memory map, no buffer of the whole
+    file): what is let go is freed, so loading an fp16 SD 1.5 file peaks near its fp32 model alone."""
+
+    DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+    def __init__(self, path: str):
+        from .models import header_of
+
+        self.path, (self.table, self.start) = path, header_of(path)
+        size = os.path.getsize(path)
+        if any(entry.get("dtype") not in self.DTYPES or entry["data_offsets"][1] + self.start > size
+               for entry in self.table.values()):
+            raise BadInput(f"{path} is cut short or damaged (its table names data beyond its end); download it "
+                           f"again")
+
+    def __getitem__(self, key: str):
+        import torch
+
+        entry = self.table[key]
+        begin, end = entry["data_offsets"]
+        raw = torch.empty(end - begin, dtype=torch.uint8, device="cpu")
+        with open(self.path, "rb") as f:
+            f.seek(self.start + begin)
+            f.readinto(memoryview(raw.numpy()))
+        return raw.view(getattr(torch, self.DTYPES[entry["dtype"]])).reshape(entry["shape"])
+
+    def __contains__(self, key) -> bool:
+        return key in self.table
+
+    def __delitem__(self, key: str):  # forget a tensor already taken
+        del self.table[key]
+
+    def __iter__(self):
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 def kind_of(state: dict, path: str) -> str:
@@ -162,8 +197,8 @@ def load_single_file(path: str, prediction: str | None = None):
         unet = UNet2DConditionModel(**unet_config(state, native))
         vae = AutoencoderKL(**vae_config(state, native))
     try:
-        unet.load_state_dict(convert_ldm_unet_checkpoint(state, unet.config), strict=True, assign=True)
-        vae.load_state_dict(convert_ldm_vae_checkpoint(state, vae.config), strict=True, assign=True)
+        _take(unet, convert_ldm_unet_checkpoint(state, unet.config), state, UNET)
+        _take(vae, convert_ldm_vae_checkpoint(state, vae.config), state, VAE)
         if kind == "sd2":
             shape = types.SimpleNamespace(config=types.SimpleNamespace(hidden_size=state[
                 CLIP_SD2 + "token_embedding.weight"].shape[1]))
@@ -178,14 +213,23 @@ def load_single_file(path: str, prediction: str | None = None):
     except (RuntimeError, KeyError, StopIteration, ValueError) as err:
         raise BadInput(f"{path}: its tensors do not form a Stable Diffusion {kind[-1]}.x model "
                        f"({str(err).splitlines()[0][:200]})") from err
-    for module in (unet, vae):
-        module.float()  # fp16 files are upcast: the CPU computes in fp32
+    del state, text
     tokenizer = clip_tokenizer(pad="!" if kind == "sd2" else "<|endoftext|>")
     if text_model.config.vocab_size != len(tokenizer):
         raise BadInput(f"{path}: its text encoder has {text_model.config.vocab_size} tokens, CLIP's vocabulary "
                        f"{len(tokenizer)}; glassdiff reads CLIP's vocabulary only")
     return Pipeline(unet, vae, TextEncoder.from_parts(text_model, tokenizer, kind="clip", max_length=77),
                     {**SCHEDULER, "prediction_type": prediction}, source=path)
+
+
+def _take(module, converted: dict, state: dict, prefix: str):
+    """Give the module the file's tensors as they are, let the file's copies go, then upcast to fp32 one tensor at a
+    time: an fp16 SD 1.5 file never has its UNet in memory twice over (peak memory is the fp32 model, about)."""
+    module.load_state_dict(converted, strict=True, assign=True)
+    for key in [key for key in state if key.startswith(prefix)]:
+        del state[key]
+    converted.clear()
+    module.float()  # the CPU computes in fp32
 
 
 def _prediction(state: dict, kind: str, path: str) -> str:
@@ -241,8 +285,9 @@ def cache_dir() -> str:
 
 # ---------------- writing ----------------
 
-def write_single_file(pipe, path: str):
-    """The pipeline's weights as one .safetensors file in the original key layout (fp32)."""
+def write_single_file(pipe, path: str, half: bool = False):
+    """The pipeline's weights as one .safetensors file in the original key layout (fp32, or fp16 as model sites
+    hand them out)."""
     from safetensors.torch import save_file
 
     from .io import atomic_path
@@ -255,7 +300,7 @@ def write_single_file(pipe, path: str):
     sd2 = pipe.text_encoder.model.config.hidden_act == "gelu"
     state.update(clip_to_openclip(text) if sd2 else {CLIP_SD1 + k: v for k, v in text.items()})
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous().float() for k, v in state.items()}, tmp)
+        save_file({k: (v.half() if half else v.float()).detach().contiguous() for k, v in state.items()}, tmp)
 
 
 def _renamed(state: dict, prefixes: list[tuple[str, str, tuple]]) -> dict:

@@ -73,7 +73,7 @@ def cmd_generate(args):
     if request.made_by and request.made_by != pipe.model_hash:
         notice(f"{args.from_png} was drawn by the model with hash {request.made_by}; this one's is "
                f"{pipe.model_hash}, so the image will differ (--model chooses another)")
-    height, width = cfg.size_for(pipe.native_size, pipe.factor)
+    height, width = pipe.size(cfg)
     seconds = pipe.image_seconds(cfg, height, width) * cfg.batch
     if seconds > SLOW_SECONDS:
         notice(f"{cfg.batch} image(s) of {width}x{height} in {cfg.steps} steps: about {_duration(seconds)} on two "
@@ -173,9 +173,22 @@ def cmd_models(args):
 def cmd_bench(args):
     if args.json:
         writable_output(args.json)
-    from .bench import run_benchmarks
+    from .bench import run_benchmarks, run_sd_benchmarks
 
-    run_benchmarks(json_out=args.json, quick=args.quick)
+    if args.sd:
+        run_sd_benchmarks(json_out=args.json)
+    else:
+        run_benchmarks(json_out=args.json, quick=args.quick)
+
+
+def cmd_serve(args):
+    if not 0 < args.port < 65536:
+        raise BadInput(f"--port must be between 1 and 65535, got {args.port}")
+    if args.queue < 0:
+        raise BadInput(f"--queue must be 0 or more, got {args.queue}")
+    from .server import serve
+
+    serve(args.host, args.port, args.models, args.outputs, args.queue, args.token, args.api_auth, args.max_seconds)
 
 
 def cmd_eval(args):
@@ -224,6 +237,9 @@ def build_parser() -> Parser:
     b = sub.add_parser("bench", help="speed against diffusers on the same weights, same run; start-up times")
     b.add_argument("--json", default=None)
     b.add_argument("--quick", action="store_true", help="fewer repeats")
+    b.add_argument("--sd", action="store_true", help="instead: SD 1.5's architecture with random weights (built once, "
+                                                     "2 GB in the cache): seconds per guided step at 256 and 512 "
+                                                     "pixels, and peak memory, against diffusers (about 10 minutes)")
     b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("info", help="the model's blocks and sizes")
@@ -236,6 +252,21 @@ def build_parser() -> Parser:
                                                   "~/.local/share/glassdiff/models)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("serve", help="a page to watch the model draw, live, and A1111's HTTP API (/sdapi/v1)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (another than loopback needs --token or "
+                                                       "--api-auth)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--models", default=None, help="the models folder offered in the picker (default: "
+                                                  "$GLASSDIFF_MODELS or ~/.local/share/glassdiff/models)")
+    s.add_argument("--outputs", default="outputs", help="where the history's PNGs are written (default: outputs)")
+    s.add_argument("--queue", type=int, default=8, help="requests that may wait while one runs; more get 503")
+    s.add_argument("--max-seconds", type=float, default=300.0,
+                   help="refuse (422) a request estimated to take longer than this (default 300)")
+    auth = s.add_mutually_exclusive_group()
+    auth.add_argument("--token", default=None, help="every route but /healthz needs 'Authorization: Bearer T'")
+    auth.add_argument("--api-auth", default=None, help="every route but /healthz needs HTTP Basic USER:PASS")
+    s.set_defaults(fn=cmd_serve)
 
     # parsed by the training code's own parser when it runs (`glassdiff train --help` lists the stages)
     sub.add_parser("train", help="train the autoencoder or the denoiser (glassdiff train --help)", add_help=False)

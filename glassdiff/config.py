@@ -121,13 +121,16 @@ class SamplingConfig:
         """The steps drawn region by region, from layout_start on."""
         return min(round(self.steps * self.layout), self.steps - self.layout_start)
 
-    def size_for(self, native: int, factor: int) -> tuple[int, int]:
-        """(height, width) in pixels, checked against the autoencoder's factor."""
+    def size_for(self, native: int, factor: int, smallest: int = 0) -> tuple[int, int]:
+        """(height, width) in pixels, checked against the autoencoder's factor and the smallest size the model's
+        UNet can halve at every level."""
         height = native if self.height is None else self.height
         width = native if self.width is None else self.width
         for name, value in (("--height", height), ("--width", width)):
             if value < factor or value % factor:
                 raise BadInput(f"{name} {value} is not a positive multiple of {factor}; try {max(factor, value // factor * factor)}")
+            if value < smallest:
+                raise BadInput(f"{name} {value} is below the smallest size this model draws, {smallest}")
         if height * width > MAX_PIXELS:
             raise BadInput(f"{width}x{height} is too large for CPU memory; keep width*height at most {MAX_PIXELS}")
         return height, width

@@ -45,8 +45,8 @@ def text_encoder_kind(index: dict, folder: str) -> str:
     kind = TEXT_ENCODERS[named]
     if kind == "clip" and not any(os.path.isfile(os.path.join(folder, "tokenizer", name))
                                   for name in ("tokenizer.json", "vocab.json")):
-        raise BadInput(f"{folder} has a CLIP text encoder but no tokenizer (tokenizer/tokenizer.json or vocab.json); copy the tokenizer folder "
-                       f"that came with the model beside text_encoder/")
+        raise BadInput(f"{folder} has a CLIP text encoder but no tokenizer (tokenizer/tokenizer.json or vocab.json); "
+                       f"copy the tokenizer folder that came with the model beside text_encoder/")
     return kind
 
 

@@ -104,17 +104,24 @@ def _describe_file(name: str, path: str) -> ModelEntry:
 
 
 def _header(path: str) -> dict:
-    """A safetensors file's table of tensors (name -> dtype, shape, offsets), read without loading them."""
+    return header_of(path)[0]
+
+
+def header_of(path: str) -> tuple[dict, int]:
+    """A safetensors file's table of tensors (name -> dtype, shape, data offsets) and where their data starts, read
+    without loading them."""
     try:
         with open(path, "rb") as f:
             length = struct.unpack("<Q", f.read(8))[0]
             if length > 100_000_000:
                 raise ValueError("header too large")
             header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("its header is no table")
     except (OSError, ValueError, struct.error) as err:
         raise BadInput(f"{path} cannot be read as safetensors ({err}); it may be truncated") from err
     header.pop("__metadata__", None)
-    return header
+    return header, 8 + length
 
 
 def _parameters(header: dict) -> int:

@@ -122,6 +122,12 @@ class Pipeline:
     def factor(self) -> int:
         return downsample_factor(self.vae)
 
+    def size(self, cfg: SamplingConfig) -> tuple[int, int]:
+        """(height, width) in pixels of a request, checked: multiples of the autoencoder's factor, and at least one
+        latent pixel at the UNet's deepest level."""
+        deepest = 2 ** (len(self.unet.config.block_out_channels) - 1)
+        return cfg.size_for(self.native_size, self.factor, self.factor * deepest)
+
     @property
     def native_size(self) -> int:
         return self.unet.config.sample_size * self.factor
@@ -168,7 +174,7 @@ class Pipeline:
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")
         if scales is not None and attention:
             raise BadInput("attention maps need one guidance scale for the whole batch; leave out scales")
-        height, width = cfg.size_for(self.native_size, self.factor)
+        height, width = self.size(cfg)
         self.check_memory(cfg.batch * len(prompts), height, width)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
         prompted = any(s != 0 for s in (scales or [cfg.guidance]))  # guidance 0 never reads a prompt
@@ -187,7 +193,7 @@ class Pipeline:
         if attention:
             from .explain.attention import AttentionRecorder
 
-            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds))
+            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds), mask=encoded.mask[0])
             watchers += (attention_maps.on_step,)
         x_T, generators = noise_and_generators((self.unet.config.out_channels, *latent_size), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)

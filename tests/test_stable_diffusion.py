@@ -189,3 +189,18 @@ def test_models_are_listed_and_chosen_by_name(sd_dir, sd_file, tmp_path, capsys,
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(direct))
     assert main(["generate", "a cat", "-q", "--model", "nothing-here", "-o", str(out)]) == 2
     assert "no model 'nothing-here'" in capsys.readouterr().err
+
+
+def test_explain_reports_on_a_stable_diffusion_model(sd_dir, tmp_path, capsys):
+    from glassdiff.cli import main
+
+    pipe = Pipeline.load(sd_dir)
+    plain = pipe("a red cat", seed=2, steps=3, layout=0)
+    watched = pipe("a red cat", seed=2, steps=3, layout=0, attention=True)
+    assert torch.equal(plain.latents, watched.latents)  # recording attention changes nothing
+    words = [word for word, _ in watched.attention.word_maps()]
+    assert words == ["a", "red", "cat"]  # CLIP's 77 tokens, the padding left out ("!" for SD 2.x)
+    report = tmp_path / "report.html"
+    assert main(["explain", "a red cat", "--model", sd_dir, "--steps", "4", "-o", str(report)]) == 0
+    page = report.read_text()
+    assert 'id="words"' in page and "77 vectors" in page and report.stat().st_size < 5e6

@@ -33,8 +33,12 @@ class _RecordingProcessor:
 class AttentionRecorder:
     """Installs recording processors on a UNet's cross-attention layers; `detach()` restores them."""
 
-    def __init__(self, unet, tokens: list[str], images: int = 1):
+    def __init__(self, unet, tokens: list[str], images: int = 1, mask=None):
+        """mask: 1 for the prompt's own tokens, 0 for padding (which has no word to show: CLIP for SD 2.x pads
+        with "!"); without it, padding is known by its token."""
         self.unet, self.tokens = unet, tokens
+        self.real = [bool(m) for m in mask] if mask is not None else [True] * len(tokens)
+        self.clip = "<|startoftext|>" in tokens
         self.original = unet.attn_processors
         self.pending: list[torch.Tensor] = []
         self.per_step: list[torch.Tensor] = []  # each (B, L, h, w)
@@ -70,11 +74,14 @@ class AttentionRecorder:
         """[(word, map (h, w) in [0, 1])] for the prompt's words, word pieces summed, special tokens left out."""
         maps = self.maps(steps)[image]
         words: list[tuple[str, torch.Tensor]] = []
+        open_word = False  # CLIP's BPE: a piece without "</w>" goes on into the next one
         for i, token in enumerate(self.tokens):
-            if token in ("[CLS]", "[SEP]", "[PAD]", "<|startoftext|>", "<|endoftext|>"):
+            if not self.real[i] or token in ("[CLS]", "[SEP]", "[PAD]", "<|startoftext|>", "<|endoftext|>"):
                 continue
-            if token.startswith("##") and words:
-                words[-1] = (words[-1][0] + token[2:], words[-1][1] + maps[i])
+            piece = token[2:] if token.startswith("##") else token.replace("</w>", "")
+            if words and (token.startswith("##") or open_word):
+                words[-1] = (words[-1][0] + piece, words[-1][1] + maps[i])
             else:
-                words.append((token.replace("</w>", ""), maps[i].clone()))
+                words.append((piece, maps[i].clone()))
+            open_word = self.clip and not token.endswith("</w>")
         return [(w, m / m.max().clamp(min=1e-12)) for w, m in words]

@@ -35,6 +35,16 @@ def png_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+PANEL_SIDE = 128  # per-step pictures of larger images are shrunk to this: a report of many steps stays a few MB
+
+
+def panel(image: Image.Image) -> Image.Image:
+    """An image for a per-step panel, at most PANEL_SIDE pixels a side."""
+    scale = PANEL_SIDE / max(image.size)
+    return image if scale >= 1 else image.resize((round(image.width * scale), round(image.height * scale)),
+                                                 Image.BILINEAR)
+
+
 def _img(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
     size = f' width="{width}"' if width else ""
     return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}"{size}>'
@@ -91,12 +101,12 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
         for i, t in enumerate(tensors):
             panels[i][name] = png_uri(basis(t, limit))
     for i, r in enumerate(records):
-        panels[i]["x0"] = png_uri(Image.fromarray(x0_images[i]))
+        panels[i]["x0"] = png_uri(panel(Image.fromarray(x0_images[i])))
         panels[i]["label"] = (f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
                               + (" · regions' prompts" if r.layout else ""))
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
-            panels[i]["words"] = [png_uri(overlay(x0_images[i], m.numpy())) for _, m in step_words]
+            panels[i]["words"] = [png_uri(panel(overlay(x0_images[i], m.numpy()))) for _, m in step_words]
     return panels
 
 
@@ -165,6 +175,8 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
     words = attention.word_maps()
     figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(overlay(x_final, m.numpy()))}" width="192" alt="{html.escape(w)}">'
                       f"<figcaption><b>{html.escape(w)}</b></figcaption></figure>" for i, (w, m) in enumerate(words))
+    picker = " ".join(f'<button type="button" class="word" data-k="{i}">{html.escape(w)}</button>'
+                      for i, (w, _) in enumerate(words))
     per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" width="192" alt="{html.escape(w)} at this step">'
                        f"<figcaption>{html.escape(w)}</figcaption></figure>" for i, (w, _) in enumerate(words))
     return f"""
@@ -173,8 +185,13 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
 from every layer and summed over layers and all steps, over the final image. Each map is stretched to its own
 range: brighter = more of that word's attention than elsewhere in the picture. Steps drawn region by region
 (the layout above) read the regions' prompts, not this one, and add nothing here.</p>
-<div class="panels">{figures}</div>
-<h3>At the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
+<p>Pick a word (hover or click): {picker}</p>
+<div class="panels"><figure><img id="focus-all" src="" width="256" alt="the picked word over all steps">
+<figcaption id="focus-all-caption">over all steps</figcaption></figure>
+<figure><img id="focus-step" src="" width="256" alt="the picked word at the slider's step">
+<figcaption id="focus-step-caption">at the slider's step</figcaption></figure></div>
+<h3>Every word, over all steps</h3><div class="panels">{figures}</div>
+<h3>Every word, at the step chosen on the slider above</h3><div class="panels">{per_step}</div></section>"""
 
 
 def sweep_scales(scale: float) -> list[float]:
@@ -248,7 +265,23 @@ function show(i) {
   }
   (p.words || []).forEach((uri, k) => { const el = document.getElementById('ws-' + k); if (el) el.src = uri; });
 }
-slider.addEventListener('input', () => show(+slider.value));
+slider.addEventListener('input', () => { show(+slider.value); focusWord(focused); });
+let focused = 0;
+function focusWord(k) {
+  const all = document.getElementById('w-' + k), step = document.getElementById('ws-' + k);
+  if (!all) return;
+  focused = k;
+  document.getElementById('focus-all').src = all.src;
+  document.getElementById('focus-step').src = step.src;
+  document.getElementById('focus-all-caption').textContent = `“${all.alt}” over all steps`;
+  document.getElementById('focus-step-caption').textContent = `“${all.alt}” at the slider's step`;
+  document.querySelectorAll('button.word').forEach((b) => b.classList.toggle('picked', +b.dataset.k === k));
+}
+document.querySelectorAll('button.word').forEach((b) => {
+  b.addEventListener('mouseenter', () => focusWord(+b.dataset.k));
+  b.addEventListener('click', () => focusWord(+b.dataset.k));
+});
+focusWord(0);
 """
 
 STYLE = """
@@ -260,6 +293,8 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 #step-label{font-family:monospace;margin-left:1em} .formula{font-family:monospace;font-size:17px}
 .plots{display:flex;gap:20px;flex-wrap:wrap} .heat{max-width:100%} .trajectory{max-width:100%}
 .regions{list-style:none;padding-left:1em} .regions li{margin:.4em 0}
+button.word{font:inherit;margin:2px;padding:2px 8px;border:1px solid #9ab;border-radius:4px;background:#fff}
+button.word.picked{background:#35507a;color:#fff}
 .swatch{display:inline-block;width:1.3em;text-align:center;color:white;font-weight:bold;border-radius:3px}
 """
 

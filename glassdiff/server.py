@@ -1,0 +1,537 @@
+"""glassdiff serve: a page to watch the model draw, live, and A1111's HTTP API (/sdapi/v1), in one uvicorn process.
+
+One generation owns the CPU at a time: every piece of work that runs the model runs on one thread (torch's
+OpenMP workers belong to the thread that calls them: work spread over several threads ran twice as slowly here);
+the others wait in a bounded queue, and past it a request gets 503 with Retry-After. Every job has a cancel flag that the sampling loop reads after each step: an interrupt, or a
+client that goes away, stops it within one step, and a stopped job writes nothing. Images go to --outputs as
+PNGs (the history), never kept in memory. A model is chosen by its name in --models; a client's path is never
+opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import dataclasses
+import io
+import json
+import os
+import re
+import secrets
+import threading
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .config import A1111_SAMPLERS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, SAMPLERS, BadInput, SamplingConfig
+
+MAX_PROMPT = 2000  # characters
+MAX_BODY = 16 * 2**20  # bytes: a base64 PNG for png-info fits
+MAX_IMAGES = 16  # batch_size x n_iter per request
+PREVIEW_EVERY = 0.5  # seconds between the previews /progress shows (the page's stream gets every step's)
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+NAME = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}\.png$")
+
+
+class Busy(Exception):
+    """The queue is full."""
+
+
+class Cancelled(Exception):
+    """The job's client interrupted it or went away."""
+
+
+@dataclasses.dataclass
+class Job:
+    steps: int  # the steps of the whole job (every call of it)
+    cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    step: int = 0
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    preview: bytes | None = None  # PNG of a recent x0_pred
+    previewed: float = 0.0
+
+
+class Worker:
+    """The model in use, the CPU lock, the bounded queue and the running job's progress."""
+
+    def __init__(self, models_dir: str | None, outputs: str, queue_size: int, max_seconds: float = 300.0):
+        self.models_dir, self.outputs, self.queue_size = models_dir, outputs, queue_size
+        self.max_seconds = max_seconds
+        self.cpu = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="glassdiff-cpu")
+        self.count_lock = threading.Lock()
+        self.admitted = 0
+        self.model_name, self.pipe = None, None
+        self.job: Job | None = None
+        os.makedirs(outputs, exist_ok=True)
+
+    # ---------- admission ----------
+
+    def admit(self):
+        with self.count_lock:
+            if self.admitted >= self.queue_size + 1:  # the one running and the queue
+                raise Busy()
+            self.admitted += 1
+
+    def leave(self):
+        with self.count_lock:
+            self.admitted -= 1
+
+    # ---------- models ----------
+
+    def names(self) -> list[str]:
+        from .models import list_models
+
+        return [entry.name for entry in list_models(self.models_dir)]
+
+    def use(self, name: str | None):
+        """Load the named model if it is not the one in use (on the CPU's thread); a failure keeps the old one."""
+        from .models import DEFAULT, resolve
+        from .pipeline import Pipeline
+
+        name = name or self.model_name or DEFAULT
+        if name == self.model_name and self.pipe is not None:
+            return self.pipe
+        if name not in self.names():
+            raise BadInput(f"unknown model {name!r}; GET /sdapi/v1/sd-models lists them")
+        pipe = Pipeline.load(resolve(name, self.models_dir))
+        self.model_name, self.pipe = name, pipe
+        return pipe
+
+    # ---------- generation ----------
+
+    def generate(self, prompt: str, params: dict, model: str | None, job: Job, on_step=None):
+        """Images and their parameters texts for one call of the pipeline, honouring the job's cancel flag (on the
+        CPU's thread)."""
+        pipe = self.use(model)
+        self.check_cost(pipe, params, job)
+        self.job = job
+        try:
+            return pipe(prompt, observers=(self._observer(pipe, job, on_step),), **params)
+        finally:
+            self.job = None
+
+    def check_cost(self, pipe, params: dict, job: Job):
+        """Refuse a request estimated to run past --max-seconds (the whole job: every call of it)."""
+        cfg = SamplingConfig(**params)
+        height, width = pipe.size(cfg)
+        seconds = pipe.image_seconds(cfg, height, width) * cfg.batch * max(1, job.steps // cfg.steps)
+        if seconds > self.max_seconds:
+            raise BadInput(f"this request would take about {seconds:.0f} s, over this server's limit of "
+                           f"{self.max_seconds:.0f} s: ask for fewer steps, fewer images or a smaller size")
+
+    def _observer(self, pipe, job: Job, on_step):
+        from .preview import preview
+
+        def observe(record):
+            job.step += 1
+            now = time.perf_counter()
+            if on_step or now - job.previewed > PREVIEW_EVERY:  # a stream shows every step; a poll sees the latest
+                job.preview, job.previewed = png_bytes(preview(pipe, record.x0_pred)), now
+            if on_step:
+                on_step(job)
+            if job.cancel.is_set():
+                raise Cancelled()
+        return observe
+
+    def save_bytes(self, png: bytes) -> str:
+        """Write a PNG of the history (atomically); returns its file name."""
+        from .io import atomic_path
+
+        name = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4) + ".png"
+        with atomic_path(os.path.join(self.outputs, name)) as tmp, open(tmp, "wb") as f:
+            f.write(png)
+        return name
+
+    def history(self, limit: int = 60) -> list[dict]:
+        from .png import params_from_png
+
+        names = sorted((n for n in os.listdir(self.outputs) if NAME.match(n)), reverse=True)[:limit]
+        out = []
+        for name in names:
+            try:
+                read = params_from_png(os.path.join(self.outputs, name))
+                out.append({"name": name, "prompt": read.prompt, "params": read.params})
+            except BadInput:
+                continue
+        return out
+
+
+def png_bytes(image, text: str | None = None) -> bytes:
+    """The PNG as `glassdiff generate` writes it (the same bytes for the same image and parameters)."""
+    from PIL import PngImagePlugin
+
+    buffer = io.BytesIO()
+    info = None
+    if text is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("parameters", text)
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+# ---------------- request bodies ----------------
+
+class Txt2Img(BaseModel):
+    """A1111's txt2img fields; fields glassdiff does not implement are accepted and named in the reply's info."""
+
+    model_config = ConfigDict(extra="allow")
+    prompt: str = Field("", max_length=MAX_PROMPT)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT)
+    seed: int = Field(-1, ge=-1, le=MAX_SEED)
+    steps: int = Field(SamplingConfig().steps, ge=1, le=MAX_STEPS)
+    cfg_scale: float = Field(SamplingConfig().guidance, ge=0, le=MAX_GUIDANCE)
+    sampler_name: str | None = Field(None, max_length=64)
+    sampler_index: str | None = Field(None, max_length=64)
+    width: int | None = Field(None, ge=8, le=2048)
+    height: int | None = Field(None, ge=8, le=2048)
+    batch_size: int = Field(1, ge=1, le=MAX_IMAGES)
+    n_iter: int = Field(1, ge=1, le=MAX_IMAGES)
+    layout: float = Field(SamplingConfig().layout, ge=0, le=1)
+
+
+class Generate(BaseModel):
+    """glassdiff's own fields, for the page's streaming endpoint and the explainer."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT)
+    negative: str = Field("", max_length=MAX_PROMPT)
+    seed: int = Field(0, ge=-1, le=MAX_SEED)
+    steps: int = Field(SamplingConfig().steps, ge=1, le=MAX_STEPS)
+    guidance: float = Field(SamplingConfig().guidance, ge=0, le=MAX_GUIDANCE)
+    sampler: str = Field(SamplingConfig().sampler, max_length=64)
+    width: int | None = Field(None, ge=8, le=2048)
+    height: int | None = Field(None, ge=8, le=2048)
+    layout: float = Field(SamplingConfig().layout, ge=0, le=1)
+    model: str | None = Field(None, max_length=200)
+    compare: str | None = Field(None, max_length=MAX_PROMPT)
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    sd_model_checkpoint: str | None = Field(None, max_length=200)
+
+
+class PngInfo(BaseModel):
+    image: str = Field(..., max_length=MAX_BODY)
+
+
+def sampling(body: Generate) -> dict:
+    from .options import sampling_config
+
+    return dataclasses.asdict(sampling_config(dict(
+        steps=body.steps, guidance=body.guidance, sampler=body.sampler, seed=body.seed, negative=body.negative,
+        layout=body.layout, width=body.width, height=body.height)))
+
+
+def a1111_sampling(body: Txt2Img) -> dict:
+    from .options import sampling_config
+
+    sampler = body.sampler_name or body.sampler_index or "DPM++ 2M"
+    return dataclasses.asdict(sampling_config(dict(
+        steps=body.steps, guidance=body.cfg_scale, sampler=sampler, seed=body.seed, negative=body.negative_prompt,
+        layout=body.layout, width=body.width, height=body.height, batch=body.batch_size)))
+
+
+# ---------------- the app ----------------
+
+def create_app(models_dir: str | None = None, outputs: str = "outputs", queue_size: int = 8, token: str | None = None,
+               api_auth: str | None = None, max_seconds: float = 300.0) -> FastAPI:
+    worker = Worker(models_dir, outputs, queue_size, max_seconds)
+    app = FastAPI(title="glassdiff", version=_version(), docs_url=None, redoc_url=None,
+                  description="Watch a diffusion model draw; A1111's API (/sdapi/v1) for the clients that speak it.")
+    app.state.worker = worker
+    _guard(app, token, api_auth)
+    _errors(app)
+    _sdapi(app, worker)
+    _own(app, worker)
+    _docs(app)
+    return app
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _guard(app: FastAPI, token: str | None, api_auth: str | None):
+    """Bounded bodies everywhere; with --token or --api-auth, every route but /healthz needs it."""
+    expected = None
+    if token:
+        expected = f"Bearer {token}"
+    elif api_auth:
+        expected = "Basic " + base64.b64encode(api_auth.encode()).decode()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+        if expected and request.url.path != "/healthz":
+            given = request.headers.get("authorization", "")
+            if token and request.query_params.get("token"):
+                given = f"Bearer {request.query_params['token']}"
+            if not secrets.compare_digest(given.encode(), expected.encode()):
+                headers = {"WWW-Authenticate": "Basic" if api_auth else "Bearer"}
+                return JSONResponse({"detail": "not authenticated"}, status_code=401, headers=headers)
+        return await call_next(request)
+
+
+def _errors(app: FastAPI):
+    @app.exception_handler(BadInput)
+    async def bad_input(request: Request, err: BadInput):
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, err: Busy):
+        return JSONResponse({"detail": "busy: the queue is full; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
+
+
+async def run_job(request: Request, worker: Worker, job: Job, work):
+    """Run `work` in a thread while watching the client: if it goes away, the job is cancelled within one step."""
+    worker.admit()
+    try:
+        task = asyncio.get_running_loop().run_in_executor(worker.cpu, work)
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.1)
+            if not task.done() and await request.is_disconnected():
+                job.cancel.set()
+        return task.result()
+    finally:
+        worker.leave()
+
+
+def _sdapi(app: FastAPI, worker: Worker):
+    prefix = "/sdapi/v1"
+
+    @app.post(prefix + "/txt2img")
+    async def txt2img(body: Txt2Img, request: Request):
+        params = a1111_sampling(body)
+        ignored = sorted(set(body.model_extra or {}) - {"scheduler"})
+        job = Job(steps=params["steps"] * body.n_iter)
+
+        def work():
+            images, seeds, texts = [], [], []
+            for iteration in range(body.n_iter):
+                part = {**params, "seed": params["seed"] + iteration * params["batch"]}
+                result = worker.generate(body.prompt, part, None, job)
+                images += [png_bytes(im, text) for im, text in zip(result.images, result.infotexts)]
+                seeds += result.seeds
+                texts += result.infotexts
+            for png in images:  # the history, once every image of the job is done
+                worker.save_bytes(png)
+            return images, seeds, texts
+
+        try:
+            images, seeds, texts = await run_job(request, worker, job, work)
+        except Cancelled:
+            return {"images": [], "parameters": body.model_dump(), "info": json.dumps({"interrupted": True})}
+        info = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "seed": seeds[0], "all_seeds": seeds,
+                "steps": params["steps"], "cfg_scale": params["guidance"], "sampler_name": params["sampler"],
+                "width": body.width, "height": body.height, "infotexts": texts, "sd_model_name": worker.model_name,
+                "ignored_fields": ignored}
+        return {"images": [base64.b64encode(png).decode() for png in images], "parameters": body.model_dump(),
+                "info": json.dumps(info)}
+
+    @app.get(prefix + "/progress")
+    async def progress():
+        job = worker.job
+        if job is None:
+            return {"progress": 0.0, "eta_relative": 0.0, "current_image": None, "textinfo": None,
+                    "state": {"interrupted": False, "skipped": False, "job_count": 0, "sampling_step": 0,
+                              "sampling_steps": 0, "job": ""}}
+        done = job.step / max(job.steps, 1)
+        elapsed = time.perf_counter() - job.started
+        return {"progress": done, "eta_relative": elapsed / done - elapsed if done else 0.0, "textinfo": None,
+                "current_image": base64.b64encode(job.preview).decode() if job.preview else None,
+                "state": {"interrupted": job.cancel.is_set(), "skipped": False, "job_count": max(worker.admitted, 1),
+                          "sampling_step": job.step, "sampling_steps": job.steps, "job": "txt2img"}}
+
+    @app.post(prefix + "/interrupt")
+    async def interrupt():
+        if worker.job is not None:
+            worker.job.cancel.set()
+        return {}
+
+    @app.get(prefix + "/samplers")
+    async def samplers():
+        names = {ours: theirs for theirs, ours in A1111_SAMPLERS.items()}
+        return [{"name": names[s], "aliases": [s], "options": {}} for s in SAMPLERS]
+
+    @app.get(prefix + "/sd-models")
+    async def sd_models():
+        return [{"title": n, "model_name": n, "hash": None, "sha256": None, "filename": n, "config": None}
+                for n in await asyncio.to_thread(worker.names)]
+
+    @app.get(prefix + "/options")
+    async def get_options():
+        from .models import DEFAULT
+
+        return {"sd_model_checkpoint": worker.model_name or DEFAULT}
+
+    @app.post(prefix + "/options")
+    async def set_options(body: Options, request: Request):
+        if body.sd_model_checkpoint:
+            job = Job(steps=0)
+
+            await run_job(request, worker, job, lambda: worker.use(body.sd_model_checkpoint))
+        return {}
+
+    @app.post(prefix + "/png-info")
+    async def png_info(body: PngInfo):
+        from PIL import Image
+
+        from .png import parse_parameters
+
+        data = body.image.split(",", 1)[1] if body.image.startswith("data:") else body.image
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as image:
+                text = image.info.get("parameters") or ""
+        except (ValueError, OSError) as err:
+            raise BadInput(f"image: not a base64 PNG ({err})") from err
+        parsed = parse_parameters(text) if text else None
+        return {"info": text, "items": {"parameters": text} if text else {},
+                "parameters": {"prompt": parsed.prompt, **parsed.params} if parsed else {}}
+
+    @app.get(prefix + "/scripts")
+    async def scripts():
+        return {"txt2img": [], "img2img": []}
+
+
+def _own(app: FastAPI, worker: Worker):
+    @app.get("/healthz")
+    async def healthz():
+        return {"ok": True, "model": worker.model_name, "queued": worker.admitted}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        with open(os.path.join(STATIC, "index.html")) as f:
+            return f.read()
+
+    @app.get("/glassdiff/models")
+    async def models():
+        from .models import list_models
+
+        entries = await asyncio.to_thread(list_models, worker.models_dir)
+        return [{k: v for k, v in dataclasses.asdict(e).items() if k != "path"} for e in entries]
+
+    @app.get("/glassdiff/config")
+    async def config():
+        return {"samplers": list(SAMPLERS), "defaults": dataclasses.asdict(SamplingConfig()),
+                "max_steps": MAX_STEPS, "max_guidance": MAX_GUIDANCE, "model": worker.model_name}
+
+    @app.post("/glassdiff/generate")
+    async def generate(body: Generate, request: Request):
+        """Server-sent events: one `step` per step (the image the model expects so far), then `done` or `error`."""
+        params = sampling(body)
+        worker.admit()
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+        job = Job(steps=params["steps"])
+
+        def put(item):
+            loop.call_soon_threadsafe(events.put_nowait, item)
+
+        def on_step(job):
+            put(("step", {"step": job.step, "steps": job.steps, "elapsed": time.perf_counter() - job.started,
+                                 "preview": "data:image/png;base64," + base64.b64encode(job.preview).decode()}))
+
+        def work():
+            try:
+                result = worker.generate(body.prompt, params, body.model, job, on_step)
+                png = png_bytes(result.image, result.infotexts[0])
+                name = worker.save_bytes(png)
+                layout = [{"prompt": r.prompt, "box": list(r.box)} for r in result.layouts[0] or []]
+                put(("done", {"image": "data:image/png;base64," + base64.b64encode(png).decode(),
+                                     "name": name, "parameters": result.infotexts[0], "seed": result.seeds[0],
+                                     "seconds": time.perf_counter() - job.started, "layout": layout}))
+            except Cancelled:
+                put(("cancelled", {}))
+            except BadInput as err:
+                put(("error", {"detail": str(err)}))
+            except Exception as err:  # noqa: BLE001 - the stream says what went wrong instead of ending mute
+                put(("error", {"detail": f"{type(err).__name__}: {err}"}))
+            finally:
+                worker.leave()
+                put(None)
+
+        worker.cpu.submit(work)
+
+        async def stream():
+            try:
+                while True:
+                    item = await events.get()
+                    if item is None:
+                        return
+                    kind, data = item
+                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+            finally:
+                job.cancel.set()  # a client that leaves stops the job within one step
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/glassdiff/explain", response_class=HTMLResponse)
+    async def explain(body: Generate, request: Request):
+        """The explainer's report (the file `glassdiff explain` writes) for these parameters."""
+        from .explain.report import build_report
+
+        params = sampling(body)
+        params.pop("batch")
+        job = Job(steps=0)
+
+        def work():
+            pipe = worker.use(body.model)
+            # a report runs the prompt, a guidance sweep and maybe a second prompt: about three generations
+            worker.check_cost(pipe, {**params, "steps": min(MAX_STEPS, 3 * params["steps"])}, job)
+            return build_report(pipe, body.prompt, params, compare=body.compare or None)[0]
+        return HTMLResponse(await run_job(request, worker, job, work))
+
+    @app.get("/glassdiff/history")
+    async def history():
+        return await asyncio.to_thread(worker.history)
+
+    @app.get("/glassdiff/outputs/{name}")
+    async def output(name: str):
+        path = os.path.join(worker.outputs, name)
+        if not NAME.match(name) or not os.path.isfile(path):
+            return JSONResponse({"detail": "no such image"}, status_code=404)
+        return FileResponse(path, media_type="image/png", filename=name)
+
+
+def _docs(app: FastAPI):
+    """FastAPI's /docs, working offline: a plain page over the OpenAPI schema (no script from a CDN)."""
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def docs():
+        rows = "".join(f"<tr><td><code>{method.upper()}</code></td><td><code>{path}</code></td>"
+                       f"<td>{(op.get('summary') or '')}</td></tr>"
+                       for path, ops in app.openapi()["paths"].items() for method, op in ops.items())
+        return (f"<!doctype html><title>glassdiff API</title><h1>glassdiff API</h1><p>The schema: "
+                f"<a href='/openapi.json'>/openapi.json</a></p><table>{rows}</table>")
+
+
+def check_bind(host: str, token: str | None, api_auth: str | None):
+    """Any address but loopback needs --token or --api-auth."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not (token or api_auth):
+        raise BadInput(f"binding {host} lets other machines in: give --token T or --api-auth USER:PASS, or bind "
+                       f"127.0.0.1")
+    if api_auth and ":" not in api_auth:
+        raise BadInput("--api-auth takes USER:PASS")
+
+
+def serve(host: str, port: int, models_dir: str | None, outputs: str, queue_size: int, token: str | None,
+          api_auth: str | None, max_seconds: float = 300.0):
+    import uvicorn
+
+    check_bind(host, token, api_auth)
+    app = create_app(models_dir, outputs, queue_size, token, api_auth, max_seconds)
+    print(f"glassdiff serve: http://{host}:{port}/  (A1111 API at /sdapi/v1, schema at /openapi.json)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
