@@ -276,7 +276,8 @@ def sd_peak_memory(path: str, size: int) -> dict:
 
 def run_sd_benchmarks(json_out: str | None = None) -> list[dict]:
     path = sd15_random_file()
-    results = [sd_peak_memory(path, 512), time_sd_steps(path, 256), time_sd_steps(path, 512)]
+    results = [sd_peak_memory(path, 256), sd_peak_memory(path, 512), time_sd_steps(path, 256),
+               time_sd_steps(path, 512)]
     for r in results:
         if "glassdiff_s" in r:
             print(f"{r['name']} ({r['threads']} threads): glassdiff {r['glassdiff_s']:.2f} s, "

@@ -65,6 +65,9 @@ def resolve(model: str | None, folder: str | None = None) -> str:
         return embedded_dir()
     if os.path.exists(model):
         return model
+    if os.sep in model or model.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth")):
+        raise BadInput(f"model {model} does not exist; give a model folder, a .safetensors or .ckpt file, or a name "
+                       f"that `glassdiff models` lists")
     folder = models_dir(folder)
     if os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):

@@ -205,7 +205,7 @@ def test_a_client_leaving_mid_stream_frees_the_worker_within_a_step(server):
         time.sleep(0.02)
     freed = time.time() - left
     print(f"worker freed {freed:.3f} s after the client left (a step takes {step_seconds:.3f} s)")
-    assert freed < 3 * step_seconds + 0.5
+    assert freed < step_seconds + 0.5  # one step, and the time to notice the closed connection
     assert set(os.listdir(server.outputs)) == files_before
 
 
