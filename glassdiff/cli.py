@@ -1,4 +1,4 @@
-"""glassdiff generate | explain | eval | bench | info | train.
+"""glassdiff generate | explain | eval | bench | info | models | serve | train.
 
 Building the parser imports no torch (options.py): `--help` and bad input answer at once, and each command imports
 its heavy code when it runs. Exit codes: 0 success, 2 bad input (one line saying what and how to fix it),
@@ -12,7 +12,7 @@ import json
 import sys
 
 from . import __version__
-from .config import BadInput, check_prompt, notice
+from .config import BadInput, SamplingConfig, check_prompt, notice
 from .options import (Parser, add_eval_args, add_model_args, add_sampling_args, distinct_outputs, given_sampling,
                       guarded, load_pipeline, model_path, sampling_config, writable_output)
 
@@ -24,7 +24,7 @@ SLOW_SECONDS = 30  # a request estimated to take longer is announced before it s
 @dataclasses.dataclass(frozen=True)
 class Request:
     prompt: str
-    cfg: object  # SamplingConfig
+    cfg: SamplingConfig
     keep: int | None = None  # redrawing one image of a batch: the batch is drawn again and this one kept
     made_by: str | None = None  # the model hash an image's parameters name
 

@@ -31,7 +31,6 @@ from .config import A1111_SAMPLERS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, SAMPLERS,
 MAX_PROMPT = 2000  # characters
 MAX_BODY = 16 * 2**20  # bytes: a base64 PNG for png-info fits
 MAX_IMAGES = 16  # batch_size x n_iter per request
-PREVIEW_EVERY = 0.5  # seconds between the previews /progress shows (the page's stream gets every step's)
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 NAME = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}\.png$")
 
@@ -51,7 +50,7 @@ class Job:
     step: int = 0
     started: float = dataclasses.field(default_factory=time.perf_counter)
     preview: bytes | None = None  # PNG of a recent x0_pred
-    previewed: float = 0.0
+    wanted: bool = False  # /progress asked for a preview: the next step draws one
 
 
 class Worker:
@@ -127,9 +126,8 @@ class Worker:
 
         def observe(record):
             job.step += 1
-            now = time.perf_counter()
-            if on_step or now - job.previewed > PREVIEW_EVERY:  # a stream shows every step; a poll sees the latest
-                job.preview, job.previewed = png_bytes(preview(pipe, record.x0_pred)), now
+            if on_step or job.wanted:  # a stream shows every step; a poll gets the step after it asked
+                job.preview, job.wanted = png_bytes(preview(pipe, record.x0_pred)), False
             if on_step:
                 on_step(job)
             if job.cancel.is_set():
@@ -344,6 +342,7 @@ def _sdapi(app: FastAPI, worker: Worker):
             return {"progress": 0.0, "eta_relative": 0.0, "current_image": None, "textinfo": None,
                     "state": {"interrupted": False, "skipped": False, "job_count": 0, "sampling_step": 0,
                               "sampling_steps": 0, "job": ""}}
+        job.wanted = True  # previews cost a decode: drawn only when someone looks
         done = job.step / max(job.steps, 1)
         elapsed = time.perf_counter() - job.started
         return {"progress": done, "eta_relative": elapsed / done - elapsed if done else 0.0, "textinfo": None,

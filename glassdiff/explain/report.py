@@ -38,9 +38,9 @@ def png_uri(image: Image.Image) -> str:
 PANEL_SIDE = 128  # per-step pictures of larger images are shrunk to this: a report of many steps stays a few MB
 
 
-def panel(image: Image.Image) -> Image.Image:
-    """An image for a per-step panel, at most PANEL_SIDE pixels a side."""
-    scale = PANEL_SIDE / max(image.size)
+def panel(image: Image.Image, side: int = PANEL_SIDE) -> Image.Image:
+    """An image for a per-step panel, at most `side` pixels a side."""
+    scale = side / max(image.size)
     return image if scale >= 1 else image.resize((round(image.width * scale), round(image.height * scale)),
                                                  Image.BILINEAR)
 
@@ -106,7 +106,9 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
                               + (" · regions' prompts" if r.layout else ""))
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
-            panels[i]["words"] = [png_uri(panel(overlay(x0_images[i], m.numpy()))) for _, m in step_words]
+            # every word at every step: small, so that a long run's report stays a few MB
+            panels[i]["words"] = [png_uri(panel(overlay(x0_images[i], m.numpy()), side=PANEL_SIDE // 2))
+                                  for _, m in step_words]
     return panels
 
 
@@ -173,7 +175,7 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
     if attention is None:
         return ""
     words = attention.word_maps()
-    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(overlay(x_final, m.numpy()))}" width="192" alt="{html.escape(w)}">'
+    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(panel(overlay(x_final, m.numpy())))}" width="192" alt="{html.escape(w)}">'
                       f"<figcaption><b>{html.escape(w)}</b></figcaption></figure>" for i, (w, m) in enumerate(words))
     picker = " ".join(f'<button type="button" class="word" data-k="{i}">{html.escape(w)}</button>'
                       for i, (w, _) in enumerate(words))
@@ -322,7 +324,7 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sw
     if compare:
         other = pipe(compare, trace=True, **params)
         body.append(compare_section(records, other.trace, prompt, compare))
-    strip = trajectory_strip(pipe, records, x0_images=x0_images)
+    strip = trajectory_strip(pipe, records, x0_images=x0_images, max_side=PANEL_SIDE)
     body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From pure noise on the left to the '
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
                 f'{_img(png_uri(strip), "trajectory strip", "trajectory")}</section>')
