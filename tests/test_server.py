@@ -257,13 +257,18 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(accept_downloads=True)
         page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready=yes]")  # the samplers and models have arrived
         page.fill("#prompt", "a yellow star above a purple heart")
         page.fill("#steps", "8")
         page.evaluate("""() => { window.previews = new Set();
             new MutationObserver(() => window.previews.add(document.getElementById('preview').src))
               .observe(document.getElementById('preview'), {attributes: true}); }""")
         page.click("#generate")
-        page.wait_for_function("document.getElementById('final').src.startsWith('data:image/png')", timeout=60000)
+        try:
+            page.wait_for_function("document.getElementById('final').src.startsWith('data:image/png')", timeout=60000)
+        except Exception:
+            raise AssertionError(f"no image: status {page.inner_text('#status')!r}, "
+                                 f"progress {page.inner_text('#progress-text')!r}") from None
         assert page.evaluate("window.previews.size") >= 7  # at least steps - 1 previews before the image
         assert "first preview after" in page.inner_text("#first-preview")
         assert page.locator("#regions div").count() == 2
