@@ -260,7 +260,7 @@ def clip_tokenizer(pad: str = "<|endoftext|>"):
                            "pip install --no-deps open-clip-torch")
         bpe = os.path.join(spec.submodule_search_locations[0], "bpe_simple_vocab_16e6.txt.gz")
         merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-        characters = _byte_characters()
+        characters = byte_characters()
         vocabulary = characters + [c + "</w>" for c in characters] + ["".join(m.split()) for m in merges]
         vocabulary += ["<|startoftext|>", "<|endoftext|>"]
         with atomic_dir(folder) as tmp:
@@ -272,7 +272,7 @@ def clip_tokenizer(pad: str = "<|endoftext|>"):
                          model_max_length=77, pad_token=pad)
 
 
-def _byte_characters() -> list[str]:
+def byte_characters() -> list[str]:
     """GPT-2's reversible table of the 256 bytes as printable characters, which CLIP's BPE is written in."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
     extra = iter(range(256, 512))

@@ -89,9 +89,10 @@ def describe(name: str, path: str) -> ModelEntry:
     else:
         kind = "sd2" if unet.get("use_linear_projection") else "sd1"
     native = unet.get("sample_size", 64) * 2 ** (len(vae.get("block_out_channels", (0,) * 4)) - 1)
-    weights = [os.path.join(root, f) for root, _, files in os.walk(path) for f in files if f.endswith(".safetensors")]
+    files = _files(path)
     return ModelEntry(name, path, kind, scheduler.get("prediction_type", "epsilon"), native,
-                      sum(_parameters(_header(w)) for w in weights), sum(os.path.getsize(f) for f in _files(path)))
+                      sum(_parameters(header_of(f)[0]) for f in files if f.endswith(".safetensors")),
+                      sum(os.path.getsize(f) for f in files))
 
 
 def _describe_file(name: str, path: str) -> ModelEntry:
@@ -99,15 +100,11 @@ def _describe_file(name: str, path: str) -> ModelEntry:
 
     if not path.lower().endswith(".safetensors"):  # a pickle is not opened to be listed
         return ModelEntry(name, path, "sd?", "?", 0, 0, os.path.getsize(path))
-    header = _header(path)
+    header = header_of(path)[0]
     kind = kind_of(dict.fromkeys(header), path)
     prediction = "epsilon" if kind == "sd1" else "v_prediction"
     return ModelEntry(name, path, kind, prediction, 512 if kind == "sd1" else 768, _parameters(header),
                       os.path.getsize(path))
-
-
-def _header(path: str) -> dict:
-    return header_of(path)[0]
 
 
 def header_of(path: str) -> tuple[dict, int]:

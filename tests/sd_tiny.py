@@ -11,15 +11,10 @@ import os
 import torch
 
 
-def byte_characters() -> list[str]:
-    """GPT-2's reversible byte -> printable character table, which CLIP's BPE vocabulary is written in."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    extra = iter(range(256, 512))
-    return [chr(b if b in printable else next(extra)) for b in range(256)]
-
-
 def clip_tokenizer(folder: str):
     from transformers import CLIPTokenizer
+
+    from glassdiff.checkpoints import byte_characters
 
     os.makedirs(folder, exist_ok=True)
     chars = byte_characters()
