@@ -29,6 +29,7 @@ serve: install
 	$(VENV)/bin/glassdiff serve
 
 test: install browser
+	$(VENV)/bin/ruff check glassdiff tests
 	$(PY) -m pytest -q
 
 # The embedded model's whole recipe, from scratch, in stages (see glassdiff/weights/MODEL_CARD.md): stages 1-11 about

@@ -305,7 +305,8 @@ def time_server(repeats: int = 5) -> dict:
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as outputs:
         server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "glassdiff"), "serve", "--port",
-                                   str(port), "--outputs", outputs], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   str(port), "--outputs", outputs],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             _wait_for(url + "/healthz")
             pipe, body = Pipeline.default(), {"prompt": PROMPT, "seed": 0, "steps": STEPS, "cfg_scale": 4.0,

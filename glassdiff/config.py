@@ -128,7 +128,8 @@ class SamplingConfig:
         width = native if self.width is None else self.width
         for name, value in (("--height", height), ("--width", width)):
             if value < factor or value % factor:
-                raise BadInput(f"{name} {value} is not a positive multiple of {factor}; try {max(factor, value // factor * factor)}")
+                nearest = max(factor, value // factor * factor)
+                raise BadInput(f"{name} {value} is not a positive multiple of {factor}; try {nearest}")
             if value < smallest:
                 raise BadInput(f"{name} {value} is below the smallest size this model draws, {smallest}")
         if height * width > MAX_PIXELS:

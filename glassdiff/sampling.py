@@ -20,7 +20,8 @@ canvas is cut to its region and the pieces pasted into one image (the scheduler'
 too), which the whole prompt finishes. A step record of the regions' steps shows the pasted canvases.
 
 Observers receive one frozen StepRecord per step. They watch; they never
-change the result (the loop hands them tensors it no longer uses).
+change the result: a record's tensors are its own (copies where the loop or
+the scheduler keeps using a tensor, such as x_next, the next step's x_t).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import Callable, Protocol
 
 import torch
 
-from .schedulers import alpha_bar_at, to_x0_and_eps
+from .algebra import to_x0_and_eps
+from .schedulers import alpha_bar_at
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -220,11 +222,17 @@ def _map_state(scheduler, shape: torch.Size, fn) -> None:
 
 def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
            guidance_scale: float | list[float], steps: int, generators: list[torch.Generator | int],
-           observers: tuple[Observer, ...] = (), regions: Regions | None = None) -> torch.Tensor:
+           observers: tuple[Observer, ...] = (), regions: Regions | None = None, *, start: int = 0,
+           x_start: torch.Tensor | None = None, after_step: Callable | None = None) -> torch.Tensor:
     """Run the reverse process from noise x_T (unit variance) to the clean latent x_0.
 
-    generators: each image's, after x_T was drawn from it (noise_and_generators), or seeds for fresh ones."""
+    generators: each image's, after x_T was drawn from it (noise_and_generators), or seeds for fresh ones.
+    start, x_start: begin at that index of the scheduler's timesteps from x_start, a latent already noised to it in
+    the scheduler's own space (image-to-image, forward.py); after_step(i, x_next) may replace each step's result
+    (inpainting's blend, before observers see it)."""
     scheduler.set_timesteps(steps)
+    if start and hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
     prediction_type = scheduler.config.prediction_type
     images = len(x_T)
     scales = list(guidance_scale) if isinstance(guidance_scale, (list, tuple)) else [guidance_scale] * images
@@ -232,10 +240,12 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     whole = _Rows(context, uncond_context, scales, generators)
     drawn = regions is not None and regions.steps and any(s != 0 for s in scales)  # guidance 0 reads no prompt
     layout = regions if drawn else None  # None: the whole prompt on every step
-    rows, x_t = whole, x_T * scheduler.init_noise_sigma
+    rows, x_t = whole, x_T * scheduler.init_noise_sigma if x_start is None else x_start
     branches = Branches(scales, images)
     takes_generator = _takes_generator(scheduler)
     for i, t in enumerate(scheduler.timesteps):
+        if i < start:
+            continue
         if layout and i == layout.start:  # a canvas per region
             rows, x_t = layout.rows(whole), layout.split(x_t, scheduler)
             branches = Branches(rows.scales, len(x_t))
@@ -251,6 +261,8 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
         # 3. the scheduler subtracts its share of the noise
         step_kwargs = {"generator": rows.generators} if takes_generator else {}
         x_next = scheduler.step(out_guided, t, x_t, return_dict=False, **step_kwargs)[0]
+        if after_step is not None:
+            x_next = after_step(i, x_next)
         if observers:
             regional = rows is not whole
             view = functools.partial(layout.paste, images=images) if regional else (lambda out: out)
@@ -273,8 +285,9 @@ def _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, 
 
     x0_pred, eps = to_x0_and_eps(out_guided, x_in, alpha_bar, prediction_type)
     record = StepRecord(index=i, steps=steps, timestep=float(t), alpha_bar=alpha_bar,
-                        sigma=((1 - alpha_bar) / alpha_bar) ** 0.5, x_t=x_t, eps_cond=eps_of(out_cond),
-                        eps_uncond=eps_of(out_uncond), eps=eps, x0_pred=x0_pred, x_next=x_next, layout=regional)
+                        sigma=((1 - alpha_bar) / alpha_bar) ** 0.5, x_t=x_t.clone(), eps_cond=eps_of(out_cond),
+                        eps_uncond=eps_of(out_uncond), eps=eps.clone(), x0_pred=x0_pred, x_next=x_next.clone(),
+                        layout=regional)
     for observe in observers:
         observe(record)
 

@@ -43,15 +43,3 @@ def alpha_bar_at(scheduler, t: torch.Tensor | float) -> float:
     sigmas = np.sqrt((1 - alphas_cumprod) / alphas_cumprod)
     sigma = float(np.interp(float(t), np.arange(len(sigmas)), sigmas))
     return 1.0 / (1.0 + sigma**2)
-
-
-def to_x0_and_eps(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction_type: str):
-    """(x0_pred, eps_pred) from the model's output at the variance-preserving x_t."""
-    a, s = alpha_bar**0.5, (1 - alpha_bar) ** 0.5
-    if prediction_type == "epsilon":
-        return (x_t - s * output) / a, output
-    if prediction_type == "v_prediction":
-        return a * x_t - s * output, s * x_t + a * output
-    if prediction_type == "sample":
-        return output, (x_t - a * output) / s
-    raise ValueError(f"unknown prediction type {prediction_type!r}")

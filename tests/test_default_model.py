@@ -81,7 +81,8 @@ def test_layout_draws_a_lone_object_named_with_no_colour(pipe):
 
 
 def two_copies_related_to_one(n: int, seed: int = 0) -> list[dict]:
-    """n position specs of two copies and one object ("two blue squares above a circle"), colours named half the time."""
+    """n position specs of two copies and one object ("two blue squares above a circle"), colours named half the
+    time."""
     from glassdiff.world.captions import caption
     from glassdiff.world.vocab import COLORS, RELATIONS
 

@@ -85,9 +85,11 @@ def test_slider_in_headless_chromium(report, tmp_path):
 
 def test_explain_bad_input_exits_2(tiny_model_dir, tmp_path, capsys):
     cases = [
-        (["explain", "a star", "-o", str(tmp_path / "missing" / "r.html"), "--model", tiny_model_dir], "does not exist"),
+        (["explain", "a star", "-o", str(tmp_path / "missing" / "r.html"), "--model", tiny_model_dir],
+         "does not exist"),
         (["explain", "a star", "-o", str(tmp_path / "r.html"), "--steps", "0", "--model", tiny_model_dir], "--steps"),
-        (["explain", "a star", "-o", str(tmp_path / "r.html"), "--compare", " ", "--model", tiny_model_dir], "--compare"),
+        (["explain", "a star", "-o", str(tmp_path / "r.html"), "--compare", " ", "--model", tiny_model_dir],
+         "--compare"),
         (["explain", "a star", "-o", str(tmp_path / "r.html"), "--steps", "4", "--sweep-steps", "5",
           "--model", tiny_model_dir], "--sweep-steps"),
     ]

@@ -62,7 +62,8 @@ def test_dash_writes_the_png_to_standard_output(tiny_model_dir, tmp_path):
     assert made.returncode == 0 and made.stdout.startswith(b"\x89PNG")
     assert b"wrote -" in made.stderr
     again = tmp_path / "a.png"
-    assert process("generate", "a star", "-q", "--steps", "2", "--model", tiny_model_dir, "-o", str(again)).returncode == 0
+    again_run = process("generate", "a star", "-q", "--steps", "2", "--model", tiny_model_dir, "-o", str(again))
+    assert again_run.returncode == 0
     assert again.read_bytes() == made.stdout
     batch = process("generate", "a star", "-q", "--batch", "2", "--model", tiny_model_dir, "-o", "-")
     assert refused(batch.returncode, batch.stderr.decode(), "-o - writes one image")
@@ -409,7 +410,8 @@ def _property_tests():
         code, err = _run_captured(argv)
         lines = err.splitlines()
         assert code in (0, 2), (argv, err)
-        assert "Traceback" not in err and all(line.startswith(("glassdiff: ", "\r", "wrote ", "layout: ")) for line in lines), err
+        starts = ("glassdiff: ", "\r", "wrote ", "layout: ")
+        assert "Traceback" not in err and all(line.startswith(starts) for line in lines), err
         if code == 2:
             assert lines[-1].startswith("glassdiff: ") and not lines[-1].startswith("glassdiff: note:")
         assert not [p for p in folder.rglob("*") if p.name.startswith(".tmp-")]

@@ -24,6 +24,17 @@ def test_same_seed_same_image_with_or_without_observers(tiny_pipe):
     assert not torch.equal(plain.latents, other.latents)
 
 
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "euler_a", "lms"])
+def test_an_observer_that_scribbles_on_its_records_changes_nothing(tiny_pipe, sampler):
+    def scribble(record):
+        for tensor in (record.x_t, record.eps_cond, record.eps_uncond, record.eps, record.x0_pred, record.x_next):
+            tensor.fill_(7.0)
+
+    plain = tiny_pipe("a red circle", seed=3, steps=4, sampler=sampler)
+    scribbled = tiny_pipe("a red circle", seed=3, steps=4, sampler=sampler, observers=(scribble,))
+    assert np.array_equal(pixels(plain), pixels(scribbled))
+
+
 def test_batch_images_equal_single_runs_of_their_seeds(tiny_pipe):
     batch = tiny_pipe("two blue squares", seed=10, batch=3, steps=3, sampler="euler_a")
     single = tiny_pipe("two blue squares", seed=11, steps=3, sampler="euler_a")

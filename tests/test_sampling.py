@@ -5,6 +5,7 @@ import torch
 
 from glassdiff.config import SAMPLERS, scheduler_preset
 from glassdiff.sampling import TrajectoryRecorder, initial_noise, sample
+from glassdiff.algebra import PREDICTION_TYPES, add_noise, target, to_x0_and_eps
 from glassdiff.schedulers import alpha_bar_at, make_scheduler
 
 
@@ -13,11 +14,8 @@ def analytic_denoiser(x0: torch.Tensor, scheduler, prediction_type: str):
 
     def denoise(x_in, t, context):
         a = alpha_bar_at(scheduler, t[0])
-        target = x0.repeat(x_in.shape[0] // x0.shape[0], 1, 1, 1)
-        eps = (x_in - a**0.5 * target) / (1 - a) ** 0.5
-        if prediction_type == "epsilon":
-            return eps
-        return a**0.5 * eps - (1 - a) ** 0.5 * target
+        clean = x0.repeat(x_in.shape[0] // x0.shape[0], 1, 1, 1)
+        return target(clean, (x_in - a**0.5 * clean) / (1 - a) ** 0.5, a, prediction_type)
 
     return denoise
 
@@ -108,3 +106,14 @@ def test_per_image_scales_equal_runs_at_each_scale():
         alone = sample(_context_echo([]), make_scheduler("ddim", scheduler_preset()), noise[k:k + 1], cond[:1],
                        uncond[:1], s, 4, [5])
         torch.testing.assert_close(swept[k:k + 1], alone, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("prediction_type", PREDICTION_TYPES)
+def test_the_algebra_round_trips_every_prediction_type(prediction_type):
+    """x0 and noise -> x_t and the model's target -> x0 and noise again, at every noise level, float or tensor."""
+    x0, noise = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    for alpha_bar in (0.999, 0.5, 0.01, torch.tensor([0.9, 0.1], dtype=torch.float64).view(2, 1, 1, 1)):
+        x_t = add_noise(x0, noise, alpha_bar)
+        x0_back, eps_back = to_x0_and_eps(target(x0, noise, alpha_bar, prediction_type), x_t, alpha_bar,
+                                          prediction_type)
+        assert torch.allclose(x0_back, x0) and torch.allclose(eps_back, noise)

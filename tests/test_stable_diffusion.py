@@ -77,7 +77,8 @@ def sd_file(request, tmp_path_factory):
 def test_the_writer_and_the_reader_round_trip_every_tensor(sd_file):
     folder, path, prediction = sd_file
     ours, theirs = Pipeline.load(folder), Pipeline.load(path, prediction=prediction)
-    for a, b in ((ours.unet, theirs.unet), (ours.vae, theirs.vae), (ours.text_encoder.model, theirs.text_encoder.model)):
+    pairs = ((ours.unet, theirs.unet), (ours.vae, theirs.vae), (ours.text_encoder.model, theirs.text_encoder.model))
+    for a, b in pairs:
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys()
         assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -86,14 +86,27 @@ def test_an_unknown_preset_is_one_line_and_exit_2(stage, capsys):
     assert err.startswith("glassdiff: --preset huge: no ") and "shapes64" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args, first_words", [(["--help"], "usage: python -m glassdiff.train.ship"),
+@pytest.mark.parametrize("args, first_words", [([], "glassdiff: the following arguments are required"),
+                                                 (["-x", "a", "b"], "glassdiff: unrecognized arguments: -x"),
                                                  (["/nonexistent/model", "/tmp/x"], "glassdiff: model folder")])
 def test_ship_refuses_bad_arguments_in_one_line_with_exit_2(args, first_words, capsys):
     from glassdiff.train.ship import main
 
-    assert main(args) == 2
+    try:
+        code = main(args)
+    except SystemExit as exit:  # argparse's usage errors
+        code = exit.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.startswith(first_words) and err.count("\n") == 1
+
+
+def test_ship_help_is_a_usage_block(capsys):
+    from glassdiff.train.ship import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    assert exit.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m glassdiff.train.ship")
 
 
 def test_cache_is_built_once_and_rebuilt_when_its_inputs_change(tmp_path, monkeypatch):
@@ -347,7 +360,8 @@ def test_coordinates_widen_an_init_unet_and_the_model_generates(tmp_path):
 
 # what makes the 3-hour CPU recipe a miniature: later flags win over the Makefile's
 MINIATURE = {"autoencoder": ["--steps", "2", "--examples", "16", "--batch", "4"],
-             "denoiser": ["--steps", "3", "--captions", "8", "--batch", "4", "--warmup", "1", "--checkpoint-every", "1000",
+             "denoiser": ["--steps", "3", "--captions", "8", "--batch", "4", "--warmup", "1",
+                          "--checkpoint-every", "1000",
                           "--sample-every", "1000"]}
 
 

@@ -80,7 +80,8 @@ def test_caption_task_mix_is_honoured_and_a_bad_one_is_refused():
     rng = random.Random(5)
     tags = Counter(sample_spec(rng, tags=mix)["tag"] for _ in range(1100))
     assert tags["position"] == 0 and abs(tags["counting"] / 1100 - 6 / 11) < 0.06
-    for bad in ("count=3", "counting=-1", "counting=many", "counting=nan", "single_object=0,counting=0,two_object=0,position=0"):
+    for bad in ("count=3", "counting=-1", "counting=many", "counting=nan",
+                "single_object=0,counting=0,two_object=0,position=0"):
         with pytest.raises(BadInput, match="--caption-tasks"):
             task_mix(bad)
 
@@ -102,7 +103,8 @@ def test_two_object_rule():
 
 
 def test_counting_rule_needs_exactly_n():
-    spec = {"tag": "counting", "include": [{"class": "square", "count": 3}], "exclude": [{"class": "square", "count": 4}]}
+    spec = {"tag": "counting", "include": [{"class": "square", "count": 3}],
+            "exclude": [{"class": "square", "count": 4}]}
     three = [obj("square", "green", 0.18, x, y) for x, y in ((0.2, 0.2), (0.8, 0.2), (0.2, 0.8))]
     assert verdict(spec, *three).passed
     two = verdict(spec, *three[:2])

@@ -56,9 +56,21 @@ def validate(n: int = 2000, seed: int = 987654, size: int = 64, blur: float = 0.
             "judged": totals, "images_per_s": n / elapsed}
 
 
-if __name__ == "__main__":
-    args = [kind(a) for kind, a in zip((int, int, float), sys.argv[1:])]
-    report = validate(*args[:2], blur=args[2] if len(args) > 2 else 0.0)
+def main(argv: list[str] | None = None) -> int:
+    from ..options import Parser
+
+    parser = Parser(prog="python -m glassdiff.evaluate.validate",
+                    description="The detector's accuracy on fresh renders whose facts are known.")
+    parser.add_argument("renders", type=int, nargs="?", default=2000)
+    parser.add_argument("seed", type=int, nargs="?", default=987654)
+    parser.add_argument("blur", type=float, nargs="?", default=0.0, help="Gaussian blur radius, in pixels")
+    args = parser.parse_args(argv)
+    report = validate(args.renders, args.seed, blur=args.blur)
     for attribute, accuracy in report["accuracy"].items():
         print(f"{attribute:<11}{accuracy:8.4f}  ({report['judged'][attribute]} judged)")
     print(f"{report['renders']} renders, {report['images_per_s']:.0f} images/s (render + detect)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,8 +42,8 @@ class AttentionRecorder:
         self.original = unet.attn_processors
         self.pending: list[torch.Tensor] = []
         self.per_step: list[torch.Tensor] = []  # each (B, L, h, w)
-        unet.set_attn_processor({name: _RecordingProcessor(proc, self.pending.append, images) if "attn2" in name else proc
-                                 for name, proc in self.original.items()})
+        unet.set_attn_processor({name: _RecordingProcessor(proc, self.pending.append, images)
+                                 if "attn2" in name else proc for name, proc in self.original.items()})
 
     def detach(self):
         self.unet.set_attn_processor(self.original)

@@ -97,8 +97,10 @@ def svg_lines(series: dict, xlabel: str, ylabel: str, xy: bool = False, width: i
         return height - bottom - (y - y0) / (y1 - y0) * (height - bottom - 20)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="plot">',
-             f'<rect x="{left}" y="10" width="{width - left - 10}" height="{height - bottom - 10}" fill="#fafafa" stroke="#ccc"/>',
-             f'<text x="{width // 2}" y="{height - 6}" font-size="12" text-anchor="middle">{html.escape(xlabel)}</text>',
+             f'<rect x="{left}" y="10" width="{width - left - 10}" height="{height - bottom - 10}" '
+             f'fill="#fafafa" stroke="#ccc"/>',
+             f'<text x="{width // 2}" y="{height - 6}" font-size="12" text-anchor="middle">'
+             f'{html.escape(xlabel)}</text>',
              f'<text x="12" y="{height // 2}" font-size="12" transform="rotate(-90 12 {height // 2})" '
              f'text-anchor="middle">{html.escape(ylabel)}</text>',
              f'<text x="{left - 4}" y="{sy(y1) + 4:.0f}" font-size="10" text-anchor="end">{y1:.3g}</text>',

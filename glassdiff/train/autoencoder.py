@@ -34,7 +34,8 @@ class AutoencoderTrainConfig:
     data_chunks: int = 1  # draw the renders as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None  # a folder of the user's images instead of the shapes world
     init: str | None = None  # start from this vae folder instead of random weights
-    decoder_only: bool = False  # with --init: freeze the encoder (latents, and any denoiser trained on them, stay valid)
+    # with --init: freeze the encoder (latents, and any denoiser trained on them, stay valid)
+    decoder_only: bool = False
     seed: int = 0
     checkpoint_every: int = 200
     resume: bool = False

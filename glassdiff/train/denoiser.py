@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..algebra import add_noise, target
 from ..config import BadInput, autoencoder_preset, scheduler_preset, unet_preset
 from ..denoiser import add_coordinate_inputs, build_unet, unet_input
 from ..io import state_digest
@@ -149,8 +150,8 @@ def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
     context[drop] = cache["uncond"]
     alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1).to(device)
     noise = noise.to(device)
-    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
-    v_target = alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x0
+    x_t = add_noise(x0, noise, alpha_bar)
+    v_target = target(x0, noise, alpha_bar, "v_prediction")
     in_channels = getattr(unet, "module", unet).config.in_channels  # unet may be wrapped in DDP
     v_pred = unet(unet_input(x_t, in_channels), t.to(device), encoder_hidden_states=context.to(device),
                   return_dict=False)[0]
@@ -211,7 +212,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         ema.update(unet, step)
         _accumulate(buckets, t[mine], losses.detach().cpu(), scheduler.config.num_train_timesteps)
         if rank == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{cfg.batch * (step + 1 - start) / (time.time() - t0):.1f}")
+            speed = cfg.batch * (step + 1 - start) / (time.time() - t0)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{speed:.1f}")
             _log_step(cfg, step, loss.item(), buckets, time.time() - t0)
         done = step + 1
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):

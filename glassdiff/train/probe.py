@@ -28,7 +28,8 @@ import torch
 
 from ..denoiser import Denoiser
 from ..evaluate.detect import FOREGROUND_DISTANCE
-from ..schedulers import make_scheduler, to_x0_and_eps
+from ..algebra import to_x0_and_eps
+from ..schedulers import make_scheduler
 from ..world import render_array, sample_spec, scene_from_spec
 from ..world.captions import caption
 from ..world.vocab import BACKGROUNDS, CELLS, COLORS, RELATIONS, SHAPES

@@ -91,14 +91,16 @@ def check_images(pipe) -> list[np.ndarray]:
     return [np.asarray(pipe(prompt, seed=0).image, dtype=int) for prompt in CHECK_PROMPTS]
 
 
-def main(args: list[str]) -> int:
-    from ..options import guarded
+def main(argv: list[str] | None = None) -> int:
+    from ..options import Parser, guarded
 
-    if len(args) not in (2, 3) or any(arg.startswith("-") for arg in args):
-        print("usage: python -m glassdiff.train.ship RUN/model TARGET [VAE] (a trained pipeline folder, where to "
-              "install it, and optionally a fine-tuned decoder's autoencoder folder)", file=sys.stderr)
-        return 2
-    return guarded(lambda: install(*args))
+    parser = Parser(prog="python -m glassdiff.train.ship", description="Install a trained pipeline folder in fp16, "
+                    "with its contact sheet and layout sheet.")
+    parser.add_argument("source", help="the trained pipeline folder (RUN/model)")
+    parser.add_argument("target", help="where to install it (glassdiff/weights for the default model)")
+    parser.add_argument("vae", nargs="?", help="a fine-tuned decoder's autoencoder folder to ship with it")
+    args = parser.parse_args(argv)
+    return guarded(lambda: install(args.source, args.target, args.vae))
 
 
 def install(source: str, target: str, vae: str | None = None):

@@ -1,4 +1,4 @@
-"""The shapes world's vocabulary (../shared/SHAPES_WORLD.md), as data."""
+"""The shapes world's vocabulary (docs/shapes-world.md), as data."""
 
 SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond", "hexagon", "cross")
 
