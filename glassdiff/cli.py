@@ -22,11 +22,20 @@ SLOW_SECONDS = 30  # a request estimated to take longer is announced before it s
 # ---------------- generate ----------------
 
 @dataclasses.dataclass(frozen=True)
+class Picture:
+    """Image-to-image: the picture to start from, how much to redraw, and where (white = redraw)."""
+    path: str
+    strength: float
+    mask_path: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Request:
     prompt: str
     cfg: SamplingConfig
     keep: int | None = None  # redrawing one image of a batch: the batch is drawn again and this one kept
     made_by: str | None = None  # the model hash an image's parameters name
+    picture: Picture | None = None
 
 
 def generate_request(args) -> Request:
@@ -36,7 +45,8 @@ def generate_request(args) -> Request:
     if not args.from_png:
         if args.prompt is None:
             raise BadInput("give a PROMPT (or --from-png FILE to redraw an image from its parameters)")
-        return Request(check_prompt(args.prompt), sampling_config(given))
+        picture = _picture(args.init_image, args.strength, args.mask)
+        return Request(check_prompt(args.prompt), sampling_config(_picture_size(picture, given)), picture=picture)
     from .png import params_from_png
 
     read = params_from_png(args.from_png)
@@ -50,7 +60,57 @@ def generate_request(args) -> Request:
         params.update(seed=params.get("seed", 0) - read.batch_pos, batch=read.batch_size)
         keep = read.batch_pos
     prompt = read.prompt if args.prompt is None else args.prompt
-    return Request(check_prompt(prompt), sampling_config(params), keep, read.model_hash)
+    picture = _picture(args.init_image, args.strength, args.mask) if args.init_image else \
+        _picture_beside(args.from_png, read.picture, args.strength, args.mask)
+    return Request(check_prompt(prompt), sampling_config(params), keep, read.model_hash, picture)
+
+
+def _picture(path: str | None, strength: float | None, mask: str | None) -> Picture | None:
+    if path is None:
+        if strength is not None or mask is not None:
+            raise BadInput("--strength and --mask go with --init-image (the picture to start from)")
+        return None
+    strength = 0.6 if strength is None else strength
+    if not 0 <= strength <= 1:
+        raise BadInput(f"--strength {strength} is outside [0, 1]: 0 keeps the picture, 1 ignores it")
+    from .forward import read_picture
+
+    picture = read_picture(path)
+    mask_size = read_picture(mask, "--mask").size if mask is not None else picture.size
+    if mask_size != picture.size:
+        notice(f"--mask {mask} is {mask_size[0]}x{mask_size[1]}, the picture {picture.size[0]}x{picture.size[1]}: "
+               f"the mask is resized to the image")
+    return Picture(path, strength, mask)
+
+
+def _picture_size(picture: Picture | None, given: dict) -> dict:
+    """The picture's size is the image's, unless --width or --height say otherwise (then the picture is resized)."""
+    if picture is None or {"width", "height"} & given.keys():
+        return given
+    from .forward import read_picture
+
+    width, height = read_picture(picture.path).size
+    return {**given, "width": width, "height": height}
+
+
+def _picture_beside(png: str, fields: dict, strength: float | None, mask: str | None) -> Picture | None:
+    """The picture (and mask) an image's parameters name, found beside the image, hashes checked."""
+    if "Init image" not in fields:
+        return _picture(None, strength, mask)
+    import os
+
+    from .forward import file_hash
+
+    folder = os.path.dirname(os.path.abspath(png))
+    paths = {key: os.path.join(folder, fields[key]) for key in ("Init image", "Mask") if key in fields}
+    for key, path in paths.items():
+        if not os.path.isfile(path):
+            raise BadInput(f"{png} was drawn from the {key.lower()} {fields[key]}, which is not beside it: put it "
+                           f"there, or give {'--init-image' if key == 'Init image' else '--mask'}")
+        if fields.get(f"{key} hash") not in (None, file_hash(path)):
+            notice(f"{path} is not the file {png} was drawn from (its hash differs): the image will differ")
+    strength = float(fields.get("Denoising strength", 0.6)) if strength is None else strength
+    return _picture(paths["Init image"], strength, mask or paths.get("Mask"))
 
 
 def cmd_generate(args):
@@ -103,7 +163,8 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             if bar and chunk < cfg.batch:
                 bar.describe(f"images {start + 1}-{start + part.batch} of {cfg.batch}")
             result = pipe(request.prompt, trace=bool(args.trajectory) and start == 0,
-                          observers=(bar,) if bar else (), **dataclasses.asdict(part))
+                          observers=(bar,) if bar else (), **_picture_inputs(request.picture),
+                          **dataclasses.asdict(part))
             if start == 0:
                 _say_layout(result, say)
                 keep = request.keep or 0
@@ -111,7 +172,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             for k, (image, text) in enumerate(zip(result.images, result.infotexts)):
                 if request.keep is None or k == request.keep:
                     path = paths[0 if request.keep is not None else start + k]
-                    save_png(image, path, text)
+                    save_png(image, path, _with_picture(text, request.picture))
                     say(f"wrote {path}")
     finally:
         if bar:
@@ -119,7 +180,29 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
     return trace
 
 
+def _with_picture(text: str, picture: Picture | None) -> str:
+    """The parameters text, with the picture's strength, files and hashes on its settings line."""
+    if picture is None:
+        return text
+    from .forward import parameter_fields
+
+    return f"{text}, {parameter_fields(picture.strength, picture.path, picture.mask_path)}"
+
+
+def _picture_inputs(picture: Picture | None) -> dict:
+    """Pipeline arguments for a picture-started image."""
+    if picture is None:
+        return {}
+    from .forward import read_picture
+
+    mask = read_picture(picture.mask_path, "--mask") if picture.mask_path else None
+    return {"init_image": read_picture(picture.path), "strength": picture.strength, "mask": mask}
+
+
 def _say_layout(result, say):
+    grounding = result.groundings[0]
+    if grounding is not None and result.read_as[0] != grounding.prompt:
+        say(f"read as {grounding.summary()}; --layout 0 draws your words as written")
     if result.layouts[0]:
         regions = " | ".join(region.prompt for region in result.layouts[0])
         first, last = result.params.layout_start + 1, result.params.layout_start + result.params.layout_steps
@@ -217,6 +300,11 @@ def build_parser() -> Parser:
     g.add_argument("--trajectory", default=None, help="also write the noise-to-image strip here")
     g.add_argument("--from-png", default=None,
                    help="redraw an image from its parameters (glassdiff's or A1111's); options given change them")
+    g.add_argument("--init-image", default=None,
+                   help="start from this picture (image-to-image): encoded, noised to --strength, redrawn")
+    g.add_argument("--strength", type=float, default=None,
+                   help="with --init-image: how much to redraw, 0 (keep the picture) to 1 (ignore it; default 0.6)")
+    g.add_argument("--mask", default=None, help="with --init-image: redraw only where this mask is white (inpainting)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(fn=cmd_generate)
 

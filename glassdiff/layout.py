@@ -1,28 +1,20 @@
 """Layout planning: a prompt naming two objects, or several copies of one, drawn as one-object prompts, each
 in its own part of the canvas.
 
-The default model puts one object where a caption says ("a star on the left")
-but rarely relates two ("a star left of a heart": the relation held in 30% of
-the benchmark's images with both shapes drawn), often swaps two objects'
-colours, and miscounts ("four circles": a third of the images wrong). So for a
-prompt of the shapes world's grammar that names two single objects, the planner
-gives each object half the canvas (the halves the relation asks for; left and
-right for "and") and a prompt of its own that names the half: "a star on the
-left", "a heart on the right", asked for at medium size where the prompt leaves
-the size free (two large shapes in neighbouring halves touch, and the judge,
-like any reader, sees one blob). Two copies of an object ("two blue squares
-above a red circle") share its half, a quarter each. A counted object ("three
-stars") gets a part per copy: two halves, two quarters above a half, or four
-quarters. For the first steps of sampling, where the layout is decided, each
-part is drawn on a canvas of its own as if its prompt were the whole image,
-then the canvases are cut to their parts and pasted together (sampling.Regions);
-the whole prompt steers the rest. This is regional prompting (as in
+The default model puts one object where a caption says ("a star on the left") far more reliably than it relates
+two, keeps two objects' colours apart, or counts (the model card has the figures). So for a prompt that names two
+single objects, the planner gives each object half the canvas (the halves the relation asks for; left and right
+for "and") and a prompt of its own that names the half ("a star on the left", at medium size where the prompt
+leaves the size free, so that two shapes in neighbouring halves do not touch). Two copies of an object share its
+half, a quarter each; a counted object gets a part per copy; a lone object named with no colour gets the whole
+canvas, at medium size in the centre. For the first steps of sampling, where the layout is decided, each part is
+drawn on a canvas of its own as if its prompt were the whole image, then the canvases are cut to their parts and
+pasted together (sampling.Regions); the whole prompt steers the rest. This is regional prompting (as in
 MultiDiffusion and LLM-grounded Diffusion, with a parser in place of the LLM).
-A lone object named with no colour ("a star") is planned too, as one region, the
-whole canvas, asking for it at medium size in the centre: drawn as it is, it
-came out as an empty canvas in 14 of 256 of the benchmark's images, and as
-planned in none. Prompts outside the grammar, naming a cell, or one object with
-its colour, are drawn as they are.
+
+The planner reads the world's caption grammar. A prompt in other words is first read by grounding.py, and the
+world's wording of what it asks for is what the model reads and the planner plans (read_as_of). Prompts naming a
+cell, or one object with its colour, are drawn as they are worded.
 """
 
 from __future__ import annotations
@@ -74,6 +66,19 @@ def parse(prompt: str) -> dict | None:
     if len(objects) == 2 and any(entry["count"] > 2 for entry in objects):
         return None
     return {"objects": objects, "relation": match["relation"], "background": match["background"]}
+
+
+def in_grammar(prompt: str) -> bool:
+    """Whether the prompt is worded as the world's captions are (cells included)."""
+    return _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip(".")) is not None
+
+
+def read_as_of(prompt: str, grounding) -> str:
+    """What the model reads for a prompt: the world's wording of its grounded spec (grounding.py), or, for a prompt
+    in the world's grammar, or one not wholly grounded, its own words."""
+    if grounding is None or grounding.spec is None or in_grammar(prompt):
+        return prompt
+    return grounding.caption
 
 
 def plan(prompt: str) -> list[Region] | None:

@@ -22,8 +22,10 @@ from .config import BadInput, BadType, Notice, SamplingConfig, check_prompt, ran
 from .folders import first_line, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
-from .layout import Region, masks, plan
-from .sampling import Observer, ProgressBar, Regions, TrajectoryRecorder, noise_and_generators, sample
+from .layout import Region, masks, plan, read_as_of
+from . import forward
+from .sampling import (Observer, ProgressBar, Regions, TrajectoryRecorder, noise_and_generators, sample,
+                       seeded_generator)
 from .schedulers import make_scheduler
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
@@ -41,6 +43,8 @@ class Result:
     trace: list | None = None  # StepRecords, when asked for
     attention: object | None = None  # explain.attention.AttentionMaps, when asked for
     layouts: list[list[Region] | None] | None = None  # each prompt's planned regions (None: drawn as it is)
+    groundings: list | None = None  # each prompt's grounding.Grounding (None: a model outside the shapes world)
+    read_as: list[str] | None = None  # what the model read for each prompt: its words, or the world's wording
 
     @property
     def image(self) -> Image.Image:
@@ -56,6 +60,7 @@ class Pipeline:
         self.scheduler_config = dict(scheduler_config)
         self.source = source
         self._hash = None
+        self._grounder = None
 
     # ---------- loading and saving ----------
 
@@ -159,12 +164,15 @@ class Pipeline:
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], *, observers: tuple[Observer, ...] = (), trace: bool = False,
                  attention: bool = False, progress: bool = False, scales: list[float] | None = None,
+                 init_image: Image.Image | None = None, strength: float = 1.0, mask: Image.Image | None = None,
                  **params) -> Result:
         """Generate `batch` images for each prompt, seeds seed..seed+batch-1 (the same seeds for each prompt).
 
         params are SamplingConfig's fields (steps, guidance, sampler, seed, width, height, batch, negative).
         Images come prompt by prompt. `scales` gives each image its own guidance scale (a guidance sweep in
-        one loop); otherwise every image uses `guidance`.
+        one loop); otherwise every image uses `guidance`. `init_image` starts from a picture (image-to-image,
+        forward.py) at `strength` (1: text-to-image); `mask` (white = repaint) redraws only part of it. Layout
+        planning is off for a picture: the picture sets the layout.
         """
         if params.get("seed") == -1:
             params["seed"] = random_seed()
@@ -178,10 +186,17 @@ class Pipeline:
         self.check_memory(cfg.batch * len(prompts), height, width)
         seeds = list(range(cfg.seed, cfg.seed + cfg.batch)) * len(prompts)
         prompted = any(s != 0 for s in (scales or [cfg.guidance]))  # guidance 0 never reads a prompt
-        layouts = [plan(p) if cfg.layout_steps and prompted else None for p in prompts]
+        groundings = [self.ground(p) for p in prompts]
+        if mask is not None and init_image is None:
+            raise BadInput("a mask needs a picture to repaint: give init_image (--init-image) too")
+        from_picture = init_image is not None and strength < 1
+        planned = bool(cfg.layout_steps and prompted) and not from_picture
+        read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
+        layouts = [plan(p) if planned else None for p in read_as]
         region_prompts = [region.prompt for regions in layouts if regions for region in regions]
         self._notify_truncation(prompts, cfg.negative)
-        encoded = self.text_encoder(prompts + region_prompts + [cfg.negative])
+        self._notify_unknown(groundings)
+        encoded = self.text_encoder(read_as + region_prompts + [cfg.negative])
         context = encoded.context[:len(prompts)].repeat_interleave(cfg.batch, dim=0)
         uncond = encoded.context[-1:].expand(len(seeds), -1, -1)
         latent_size = (height // self.factor, width // self.factor)
@@ -195,11 +210,16 @@ class Pipeline:
 
             attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds), mask=encoded.mask[0])
             watchers += (attention_maps.on_step,)
-        x_T, generators = noise_and_generators((self.unet.config.out_channels, *latent_size), seeds)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
+        x_T, generators, begin = self._start(scheduler, cfg.steps, seeds, (height, width),
+                                             init_image if from_picture else None, strength, mask)
         try:
-            x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
-                         cfg.guidance if scales is None else list(scales), cfg.steps, generators, watchers, regions)
+            if begin.get("start", 0) >= len(scheduler.timesteps):  # strength 0: no step runs
+                x_0 = begin["x_start"]
+            else:
+                x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
+                             cfg.guidance if scales is None else list(scales), cfg.steps, generators, watchers,
+                             regions, **begin)
         finally:
             if attention_maps:
                 attention_maps.detach()
@@ -208,7 +228,21 @@ class Pipeline:
         texts = [self.infotext(p, c, s, width, height, position) for (p, (position, s)), c in
                  zip(((p, s) for p in prompts for s in enumerate(seeds[:cfg.batch])), per_image)]
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
-                      attention=attention_maps, layouts=layouts)
+                      attention=attention_maps, layouts=layouts, groundings=groundings, read_as=read_as)
+
+    def _start(self, scheduler, steps: int, seeds: list[int], size: tuple[int, int], picture, strength: float, mask):
+        """x_T, each image's generator, and where sampling begins: from seeded noise, or from the picture noised to
+        the strength's first step (forward.py), with inpainting's blend when there is a mask."""
+        latent_size = (size[0] // self.factor, size[1] // self.factor)
+        if picture is None:
+            return *noise_and_generators((self.unet.config.out_channels, *latent_size), seeds), {}
+        generators = [seeded_generator(s) for s in seeds]
+        start = forward.start_from(self.vae, scheduler, forward.image_tensor(picture, *size), generators, steps,
+                                   strength, sample=self.text_encoder.kind == "clip")  # SD learned samples
+        begin = {"start": start.index, "x_start": start.x_start}
+        if mask is not None:
+            begin["after_step"] = forward.keep_outside(scheduler, start, forward.mask_tensor(mask, *size, latent_size))
+        return start.latents, generators, begin
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """scaled latents -> uint8 (B, H, W, 3)."""
@@ -255,6 +289,21 @@ class Pipeline:
     def chunk_size(self, cfg: SamplingConfig, height: int, width: int) -> int:
         """Images per call for a large batch: at most CHUNK_IMAGES, and CHUNK_BYTES of activations."""
         return max(1, min(cfg.batch, CHUNK_IMAGES, CHUNK_BYTES // self.image_bytes(height, width)))
+
+    def ground(self, prompt: str):
+        """How the shapes world reads the prompt (grounding.Grounding), or None for a model outside it (CLIP)."""
+        if self.text_encoder.kind != "minilm" or not prompt.strip():
+            return None
+        if self._grounder is None:
+            from .grounding import Grounder
+
+            self._grounder = Grounder(self.text_encoder)
+        return self._grounder.read(prompt)
+
+    def _notify_unknown(self, groundings):
+        for line in dict.fromkeys(g.notice() for g in groundings if g is not None):
+            if line:
+                warnings.warn(Notice(line), stacklevel=3)
 
     def _notify_truncation(self, prompts: list[str], negative: str):
         limit = self.text_encoder.max_length

@@ -22,6 +22,7 @@ NEGATIVE = "Negative prompt:"
 _PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
 _INFORMATIONAL = {"Version", "Model", "Model hash", "Batch size", "Batch pos", "Schedule type"}
+PICTURE_FIELDS = ("Denoising strength", "Init image", "Init image hash", "Mask", "Mask hash")
 
 
 def image_format(path: str) -> str:
@@ -69,6 +70,7 @@ class Parameters:
     batch_size: int = 1  # the batch the image was drawn in, and its place there (A1111's Batch size, Batch pos)
     batch_pos: int = 0
     notes: tuple[str, ...] = ()  # what was read but cannot be honoured
+    picture: dict = dataclasses.field(default_factory=dict)  # image-to-image: PICTURE_FIELDS it names
 
 
 def read_parameters_text(path: str) -> str:
@@ -118,7 +120,8 @@ def parse_parameters(text: str, source: str = "the parameters") -> Parameters:
         batch = int(settings.get("Batch size", 1)), int(settings.get("Batch pos", 0))
     except ValueError as err:
         raise BadInput(f"{source}: unreadable settings line {text.splitlines()[-1]!r} ({err})") from err
-    return Parameters("\n".join(prompt_lines), params, settings.get("Model hash"), *batch, tuple(notes))
+    picture = {key: settings[key] for key in PICTURE_FIELDS if key in settings}
+    return Parameters("\n".join(prompt_lines), params, settings.get("Model hash"), *batch, tuple(notes), picture)
 
 
 def _settings(settings: dict, notes: list) -> dict:
@@ -139,7 +142,7 @@ def _settings(settings: dict, notes: list) -> dict:
     if settings.get("Schedule type", "Automatic") != "Automatic":
         notes.append(f"schedule type {settings['Schedule type']} is not implemented; "
                      f"drawing with the model's own schedule")
-    ignored = sorted(key for key in settings if key not in _INFORMATIONAL and key not in
+    ignored = sorted(key for key in settings if key not in _INFORMATIONAL and key not in PICTURE_FIELDS and key not in
                      ("Steps", "CFG scale", "Seed", "Layout", "Size", "Sampler"))
     if ignored:
         notes.append(f"ignored settings glassdiff does not implement: {', '.join(ignored)}")

@@ -1,11 +1,12 @@
 """glassdiff serve: a page to watch the model draw, live, and A1111's HTTP API (/sdapi/v1), in one uvicorn process.
 
 One generation owns the CPU at a time: every piece of work that runs the model runs on one thread (torch's
-OpenMP workers belong to the thread that calls them: work spread over several threads ran twice as slowly here);
-the others wait in a bounded queue, and past it a request gets 503 with Retry-After. Every job has a cancel flag that the sampling loop reads after each step: an interrupt, or a
-client that goes away, stops it within one step, and a stopped job writes nothing. Images go to --outputs as
-PNGs (the history), never kept in memory. A model is chosen by its name in --models; a client's path is never
-opened.
+OpenMP workers belong to the thread that calls them: work spread over several threads ran slower:
+README, "Performance");
+the others wait in a bounded queue, and past it a request gets 503 with Retry-After. Every job has a cancel flag
+that the sampling loop reads after each step: an interrupt, or a client that goes away, stops it within one step,
+and a stopped job writes nothing. Images go to --outputs as PNGs (the history), never kept in memory. A model is
+chosen by its name in --models; a client's path is never opened.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Job:
 
 class MainThreadExecutor(concurrent.futures.Executor):
     """Runs the submitted work, one piece at a time, on the thread that calls run() (the main thread, in `glassdiff
-    serve`, where torch runs fastest: the same generation took 1.02 s on a thread of its own, 0.88 s on the main)."""
+    serve`, where torch runs fastest: README's performance section has the figures)."""
 
     def __init__(self):
         self.work: queue.Queue = queue.Queue()
@@ -339,6 +340,16 @@ async def run_job(request: Request, worker: Worker, job: Job, work):
         worker.leave()
 
 
+def grounding_payload(result) -> dict:
+    """How the shapes world read the prompt: what the model drew, and the words it has no meaning for (nothing
+    for a model outside the world)."""
+    grounding = result.groundings[0]
+    if grounding is None:
+        return {}
+    return {"read_as": result.read_as[0], "notice": grounding.notice(),
+            "unknown_words": [{"words": r.words, "nearest": r.value, "similarity": r.score} for r in grounding.unknown]}
+
+
 def _sdapi(app: FastAPI, worker: Worker):
     prefix = "/sdapi/v1"
 
@@ -349,25 +360,26 @@ def _sdapi(app: FastAPI, worker: Worker):
         job = Job(steps=params["steps"] * body.n_iter)
 
         def work():
-            images, seeds, texts = [], [], []
+            images, seeds, texts, read = [], [], [], {}
             for iteration in range(body.n_iter):
                 part = {**params, "seed": params["seed"] + iteration * params["batch"]}
                 result = worker.generate(body.prompt, part, None, job)
+                read = grounding_payload(result)
                 images += [png_bytes(im, text) for im, text in zip(result.images, result.infotexts)]
                 seeds += result.seeds
                 texts += result.infotexts
             for png in images:  # the history, once every image of the job is done
                 worker.save_bytes(png)
-            return images, seeds, texts
+            return images, seeds, texts, read
 
         try:
-            images, seeds, texts = await run_job(request, worker, job, work)
+            images, seeds, texts, read = await run_job(request, worker, job, work)
         except Cancelled:
             return {"images": [], "parameters": body.model_dump(), "info": json.dumps({"interrupted": True})}
         info = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "seed": seeds[0], "all_seeds": seeds,
                 "steps": params["steps"], "cfg_scale": params["guidance"], "sampler_name": params["sampler"],
                 "width": body.width, "height": body.height, "infotexts": texts, "sd_model_name": worker.model_name,
-                "ignored_fields": ignored}
+                "ignored_fields": ignored, **read}
         return {"images": [base64.b64encode(png).decode() for png in images], "parameters": body.model_dump(),
                 "info": json.dumps(info)}
 
@@ -482,7 +494,8 @@ def _own(app: FastAPI, worker: Worker):
                 layout = [{"prompt": r.prompt, "box": list(r.box)} for r in result.layouts[0] or []]
                 put(("done", {"image": "data:image/png;base64," + base64.b64encode(png).decode(),
                                      "name": name, "parameters": result.infotexts[0], "seed": result.seeds[0],
-                                     "seconds": time.perf_counter() - job.started, "layout": layout}))
+                                     "seconds": time.perf_counter() - job.started, "layout": layout,
+                                     **grounding_payload(result)}))
             except Cancelled:
                 put(("cancelled", {}))
             except BadInput as err:

@@ -158,7 +158,8 @@ def test_out_of_range_fields_get_422_naming_the_field(server, body, field):
 
 
 def test_bad_sampler_size_and_cost_get_422(server):
-    for body, message in (({"sampler_name": "Heun"}, "unknown sampler"), ({"width": 62}, "not a positive multiple of 4"),
+    for body, message in (({"sampler_name": "Heun"}, "unknown sampler"),
+                          ({"width": 62}, "not a positive multiple of 4"),
                           ({"width": 1024, "height": 1024, "steps": 1000}, "over this server's limit")):
         response = httpx.post(server.url + "/sdapi/v1/txt2img", json={"prompt": "a star", **body}, timeout=30)
         assert response.status_code == 422 and message in response.json()["detail"], response.text
@@ -195,6 +196,17 @@ def test_the_stream_sends_every_step_then_the_image(server):
     assert history[0]["name"] == done["name"] and history[0]["params"]["seed"] == 2
 
 
+def test_the_server_says_what_the_words_were_read_as_and_which_it_lacks(server):
+    done = stream_events(server, {"prompt": "a cobalt orb beneath a tile", "steps": 2})[-1][1]
+    assert done["read_as"] == "a blue circle below a square" and done["unknown_words"] == []
+    assert [region["prompt"] for region in done["layout"]] == ["a medium blue circle at the bottom",
+                                                               "a medium square at the top"]
+    reply = httpx.post(server.url + "/sdapi/v1/txt2img", json={"prompt": "a helicopter", "steps": 2}, timeout=60)
+    info = json.loads(reply.json()["info"])
+    assert reply.status_code == 200 and [w["words"] for w in info["unknown_words"]] == ["helicopter"]
+    assert "helicopter: not in this model's world" in info["notice"]
+
+
 def test_a_client_leaving_mid_stream_frees_the_worker_within_a_step(server):
     files_before = set(os.listdir(server.outputs))
     events = stream_events(server, {"prompt": "a star", "steps": 300, "sampler": "euler"}, stop_after=3)
@@ -229,8 +241,9 @@ def test_binding_beyond_loopback_needs_a_token():
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--token" in done.stderr
 
 
-@pytest.mark.parametrize("flag, value, client_auth", [("--token", "s3cret", {"headers": {"Authorization": "Bearer s3cret"}}),
-                                                       ("--api-auth", "me:pw", {"auth": ("me", "pw")})])
+@pytest.mark.parametrize("flag, value, client_auth", [
+    ("--token", "s3cret", {"headers": {"Authorization": "Bearer s3cret"}}),
+    ("--api-auth", "me:pw", {"auth": ("me", "pw")})])
 def test_every_route_but_healthz_needs_the_credentials(tmp_path, flag, value, client_auth):
     import webuiapi
 
@@ -258,7 +271,7 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         page = browser.new_page(accept_downloads=True)
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-ready=yes]")  # the samplers and models have arrived
-        page.fill("#prompt", "a yellow star above a purple heart")
+        page.fill("#prompt", "a golden star on top of a violet heart")
         page.fill("#steps", "8")
         page.evaluate("""() => { window.previews = new Set();
             new MutationObserver(() => window.previews.add(document.getElementById('preview').src))
@@ -272,12 +285,13 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         assert page.evaluate("window.previews.size") >= 7  # at least steps - 1 previews before the image
         assert "first preview after" in page.inner_text("#first-preview")
         assert page.locator("#regions div").count() == 2
+        assert "Read as “a yellow star above a purple heart”" in page.inner_text("#read-as")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         with page.expect_download() as download:
             page.click("#download")
         png = tmp_path / "downloaded.png"
         download.value.save_as(png)
-        assert Image.open(png).info["parameters"].startswith("a yellow star above a purple heart\nSteps: 8,")
+        assert Image.open(png).info["parameters"].startswith("a golden star on top of a violet heart\nSteps: 8,")
         page.click("#explain")
         page.wait_for_selector("#explainer:not([hidden])", timeout=120000)
         frame = page.frame_locator("#explainer")

@@ -65,15 +65,26 @@ def write_geneval_folder(folder: str, judged: list[tuple[dict, list[Image.Image]
 
 def generate_for(pipe, specs: list[dict], per_prompt: int, args, chunk: int = 16):
     """[(spec, images, [])] generated with seeds seed..seed+K-1 for every prompt, several prompts per batch."""
+    import warnings
+
     from tqdm import tqdm
 
-    out = []
+    from ..config import Notice
+
+    out, reworded, unknown = [], 0, 0
     for i in tqdm(range(0, len(specs), chunk), desc="generating", dynamic_ncols=True):
         group = specs[i:i + chunk]
-        result = pipe([s["prompt"] for s in group], seed=args.seed, batch=per_prompt, steps=args.steps,
-                      guidance=args.guidance, sampler=args.sampler, layout=args.layout)
+        with warnings.catch_warnings():  # one line for the whole set below, not one per prompt
+            warnings.simplefilter("ignore", Notice)
+            result = pipe([s["prompt"] for s in group], seed=args.seed, batch=per_prompt, steps=args.steps,
+                          guidance=args.guidance, sampler=args.sampler, layout=args.layout)
         for j, spec in enumerate(group):
             out.append((spec, result.images[j * per_prompt:(j + 1) * per_prompt], []))
+        reworded += sum(read != spec["prompt"] for read, spec in zip(result.read_as, group))
+        unknown += sum(bool(g and g.unknown) for g in result.groundings)
+    if reworded or unknown:
+        print(f"grounding: {reworded} of {len(specs)} prompts read as the world's own wording; {unknown} hold words "
+              f"this model's world has no meaning for (glassdiff generate names them)")
     return out
 
 

@@ -107,7 +107,7 @@ def build(seed: int = 0) -> tuple[list[dict], list[dict]]:
 
 def load_prompts(path: str) -> list[dict]:
     """A GenEval-style metadata JSON-lines file, validated line by line."""
-    if path in ("seen", "heldout"):
+    if path in ("seen", "heldout", "paraphrase"):
         path = os.path.join(PROMPTS_DIR, f"{path}.jsonl")
     try:
         with open(path) as f:

@@ -76,6 +76,44 @@ Each strip below is one token's vector (blue negative, red positive).</p>
 </section>"""
 
 
+KIND_WORDS = {"shape": "shape", "color": "colour", "size": "size", "count": "count", "relation": "relation",
+              "cell": "place", "background": "background", "joining": "joins two objects",
+              "modifier": "part of a colour",
+              "carrier": "not drawn: about the picture, not in it", "loose": "known, but names no object here",
+              "unknown": "not in this model's world"}
+
+
+def grounding_section(grounding, read_as: str) -> str:
+    """What each phrase of the prompt was read as in the shapes world, how close, and by what; empty for a model
+    outside the world."""
+    if grounding is None:
+        return ""
+    rows = []
+    for r in grounding.readings:
+        value = f"nearest it knows: <b>{html.escape(str(r.value))}</b>" if r.kind == "unknown" else \
+            html.escape(str(r.value)) if r.value is not None else ""
+        bar = f'<span class="bar" style="width:{max(0.0, r.score) * 80:.0f}px"></span> {r.score:.2f}'
+        rows.append(f"<tr class='{r.kind}'><td><code>{html.escape(r.words)}</code></td><td>{KIND_WORDS[r.kind]}</td>"
+                    f"<td>{value}</td><td>{bar}</td><td>{r.source}</td></tr>")
+    if read_as != grounding.prompt:
+        drawn = f"The model read the world's own wording: <b>“{html.escape(read_as)}”</b> (<code>--layout 0</code> " \
+                f"draws your words as written)."
+    elif grounding.spec is None:
+        drawn = "Not every object was read, so the model read your words as written."
+    else:
+        drawn = "Your words are the world's own wording; the model read them as written."
+    return f"""
+<section id="grounding"><h2>1a. What the words mean here <small>(grounding)</small></h2>
+<p>The model learned one small world: 8 shapes, 11 colours, 3 sizes, counts to four, 9 places, 4 relations and 5
+backgrounds. Each phrase of the prompt is read as the nearest of the world's words by what it means: colour names
+by the colour they name (a colour survey), other words by how close the text encoder puts them to the world's
+words (cosine similarity, 1 = the world's own word). What is not close enough is not guessed.
+{drawn}</p>
+<table class="grounding"><tr><th>phrase</th><th>read as</th><th>world's word</th><th>how close</th><th>by</th></tr>
+{''.join(rows)}</table>
+</section>"""
+
+
 def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> list[dict]:
     """Per step: the label and a data URI of every panel (one colour scale per quantity over all steps)."""
     final = records[-1].x_next[:1]
@@ -122,6 +160,7 @@ def steps_section(records, panels) -> str:
     cells = "".join(f'<figure><img id="p-{key}" src="{panels[-1][key]}" width="{192 if key == "x0" else 96}" '
                     f'alt="{label}"><figcaption>{label}'
                     f"</figcaption></figure>" for key, label in names)
+    log_sigmas = [float(np.log10(max(s, 1e-6))) for s in sigmas]
     return f"""
 <section id="steps"><h2>2. The collage machine <small>(UNet + scheduler)</small></h2>
 <p>Starting from seeded noise, at each step the UNet predicts the noise in the latent twice, with the prompt and
@@ -130,7 +169,7 @@ as false colour (the latent's channels projected to RGB). Move the slider.</p>
 <div class="slider"><input type="range" id="step" min="0" max="{len(records) - 1}" value="{len(records) - 1}">
 <span id="step-label">{panels[-1]['label']}</span></div>
 <div class="panels">{cells}</div>
-<div class="plots">{svg_lines({'noise level sigma (log)': [float(np.log10(max(s, 1e-6))) for s in sigmas]}, 'step', 'log10 sigma')}
+<div class="plots">{svg_lines({'noise level sigma (log)': log_sigmas}, 'step', 'log10 sigma')}
 {svg_lines({'relative change of the latent': change}, 'step', '|x_next - x_t| / |x_t|')}</div>
 </section>"""
 
@@ -175,12 +214,14 @@ def words_section(x_final: np.ndarray, attention, panels) -> str:
     if attention is None:
         return ""
     words = attention.word_maps()
-    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(panel(overlay(x_final, m.numpy())))}" width="192" alt="{html.escape(w)}">'
-                      f"<figcaption><b>{html.escape(w)}</b></figcaption></figure>" for i, (w, m) in enumerate(words))
+    figures = "".join(f'<figure><img id="w-{i}" src="{png_uri(panel(overlay(x_final, m.numpy())))}" width="192" '
+                      f'alt="{html.escape(w)}"><figcaption><b>{html.escape(w)}</b></figcaption></figure>'
+                      for i, (w, m) in enumerate(words))
     picker = " ".join(f'<button type="button" class="word" data-k="{i}">{html.escape(w)}</button>'
                       for i, (w, _) in enumerate(words))
-    per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" width="192" alt="{html.escape(w)} at this step">'
-                       f"<figcaption>{html.escape(w)}</figcaption></figure>" for i, (w, _) in enumerate(words))
+    per_step = "".join(f'<figure><img id="ws-{i}" src="{panels[-1]["words"][i]}" width="192" '
+                       f'alt="{html.escape(w)} at this step"><figcaption>{html.escape(w)}</figcaption></figure>'
+                       for i, (w, _) in enumerate(words))
     return f"""
 <section id="words"><h2>3. Words to pixels <small>(cross-attention, DAAM-style)</small></h2>
 <p>Where each word steered the image: the UNet's cross-attention to that word, averaged over heads, upsampled
@@ -222,14 +263,15 @@ prediction is used; larger s pushes further in the direction the words point.{fe
 def decoder_section(pipe, latent: torch.Tensor, image: Image.Image) -> str:
     channels = latent[0]
     c, h, w = channels.shape
-    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k])), f'channel {k}', width=64)}<figcaption>ch {k}</figcaption></figure>"
-                    for k in range(c))
+    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k])), f'channel {k}', width=64)}"
+                    f"<figcaption>ch {k}</figcaption></figure>" for k in range(c))
     return f"""
 <section id="decoder"><h2>5. The color-by-numbers machine <small>(autoencoder decoder)</small></h2>
 <p>The final latent is {c}&times;{h}&times;{w} = {c * h * w:,} numbers; the decoder paints it as a
 {image.width}&times;{image.height}&times;3 = {image.width * image.height * 3:,}-number image
 ({pipe.factor}&times; larger on each side).</p>
-<div class="panels">{tiles}<figure>{_img(png_uri(image), 'final image', width=192)}<figcaption>the image</figcaption></figure></div>
+<div class="panels">{tiles}<figure>{_img(png_uri(image), 'final image', width=192)}
+<figcaption>the image</figcaption></figure></div>
 </section>"""
 
 
@@ -297,6 +339,8 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 .regions{list-style:none;padding-left:1em} .regions li{margin:.4em 0}
 button.word{font:inherit;margin:2px;padding:2px 8px;border:1px solid #9ab;border-radius:4px;background:#fff}
 button.word.picked{background:#35507a;color:#fff}
+.grounding .bar{display:inline-block;height:0.8em;background:#4a7bd0}.grounding tr.unknown{color:#b03030}
+.grounding tr.carrier,.grounding tr.loose,.grounding tr.joining{color:#777}
 .swatch{display:inline-block;width:1.3em;text-align:center;color:white;font-weight:bold;border-radius:3px}
 """
 
@@ -317,7 +361,8 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sw
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()  # once, for all panels
     panels = step_panels(records, x0_images, attention)
     final = np.asarray(result.image)
-    body = [text_section(pipe, prompt, words), layout_section(result.layouts[0], records, final),
+    body = [text_section(pipe, prompt, words), grounding_section(result.groundings[0], result.read_as[0]),
+            layout_section(result.layouts[0], records, final),
             steps_section(records, panels), words_section(final, attention, panels),
             guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"])),
             decoder_section(pipe, result.latents, result.image)]

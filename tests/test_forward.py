@@ -1,0 +1,136 @@
+"""Image-to-image and inpainting: diffusers' pixels on a tiny SD model, and what strength and mask promise."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from glassdiff.autoencoder import encode
+from glassdiff.pipeline import Pipeline
+from glassdiff.schedulers import make_scheduler
+
+from sd_tiny import build_sd
+
+SAMPLERS = ("ddim", "euler", "euler_a", "dpmpp_2m", "lms")
+
+
+@pytest.fixture(scope="module")
+def sd_dir(tmp_path_factory):
+    return build_sd(str(tmp_path_factory.mktemp("sd") / "epsilon"))
+
+
+@pytest.fixture(scope="module")
+def picture():
+    rng = np.random.default_rng(0)
+    base = np.zeros((16, 16, 3), np.uint8) + np.array([40, 90, 220], np.uint8)
+    base[4:12, 4:12] = (220, 40, 40)
+    return Image.fromarray(np.clip(base + rng.integers(0, 20, base.shape), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def half_mask():
+    mask = np.zeros((16, 16), np.uint8)
+    mask[:, 8:] = 255
+    return Image.fromarray(mask)
+
+
+def reference(folder, kind, sampler, **kwargs):
+    import diffusers
+
+    cls = {"img2img": diffusers.StableDiffusionImg2ImgPipeline, "inpaint": diffusers.StableDiffusionInpaintPipeline}
+    pipe = cls[kind].from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
+    return np.asarray(pipe(**kwargs, generator=torch.Generator().manual_seed(3)).images[0], dtype=int)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_image_to_image_draws_diffusers_pixels(sd_dir, picture, sampler):
+    ours = Pipeline.load(sd_dir)("a red cat", seed=3, steps=6, sampler=sampler, guidance=5.0, layout=0,
+                                 init_image=picture, strength=0.6).image
+    theirs = reference(sd_dir, "img2img", sampler, prompt="a red cat", image=picture, strength=0.6,
+                       num_inference_steps=6, guidance_scale=5.0)
+    assert np.abs(np.asarray(ours, dtype=int) - theirs).max() <= 1
+
+
+@pytest.mark.parametrize("sampler", ("ddim", "euler", "dpmpp_2m", "lms"))
+def test_inpainting_draws_diffusers_pixels(sd_dir, picture, half_mask, sampler):
+    ours = Pipeline.load(sd_dir)("a red cat", seed=3, steps=6, sampler=sampler, guidance=5.0, layout=0,
+                                 init_image=picture, strength=0.8, mask=half_mask).image
+    theirs = reference(sd_dir, "inpaint", sampler, prompt="a red cat", image=picture, mask_image=half_mask,
+                       strength=0.8, num_inference_steps=6, guidance_scale=5.0, height=16, width=16)
+    assert np.abs(np.asarray(ours, dtype=int) - theirs).max() <= 1
+
+
+def test_strength_one_is_text_to_image_and_strength_zero_the_round_trip(tiny_pipe, picture):
+    plain = tiny_pipe("a red circle", seed=5, steps=4, layout=0).image
+    full = tiny_pipe("a red circle", seed=5, steps=4, layout=0, init_image=picture, strength=1.0).image
+    assert np.array_equal(np.asarray(plain), np.asarray(full))
+    kept = tiny_pipe("a red circle", seed=5, steps=4, init_image=picture, strength=0.0)
+    pixels = torch.from_numpy(np.asarray(picture, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    round_trip = tiny_pipe.decode_latents(encode(tiny_pipe.vae, pixels))[0].numpy()  # glassdiff's models: the mean
+    assert np.array_equal(np.asarray(kept.image), round_trip) and kept.trace is None
+
+
+def test_outside_the_mask_the_latent_is_the_pictures(tiny_pipe, picture, half_mask):
+    made = tiny_pipe("a red circle", seed=5, steps=6, init_image=picture, strength=0.9, mask=half_mask)
+    kept = tiny_pipe("a red circle", seed=5, steps=4, init_image=picture, strength=0.0)
+    assert torch.equal(made.latents[..., :4], kept.latents[..., :4])  # the mask's black half, on the latent grid
+    assert not torch.allclose(made.latents[..., 4:], kept.latents[..., 4:])
+
+
+@pytest.fixture(scope="module")
+def default_pipe():
+    return Pipeline.default()
+
+
+def render_of(spec: dict):
+    import random
+
+    from glassdiff.world import render, scene_from_spec
+
+    return render(scene_from_spec(spec, random.Random(0)))
+
+
+def test_outside_the_mask_the_pixels_stay_the_round_trip(default_pipe):
+    picture = render_of({"include": [{"class": "circle", "count": 1, "color": "red", "cell": "left"}],
+                         "background": "sky"})
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    made = default_pipe("a blue star on the right", seed=1, init_image=picture, strength=0.9,
+                        mask=Image.fromarray(mask))
+    kept = default_pipe("a blue star on the right", seed=1, init_image=picture, strength=0.0)
+    made, kept, original = (np.asarray(im, int) for im in (made.image, kept.image, picture))
+    round_trip_error = np.abs(kept - original)[:, :24].max()
+    assert np.abs(made - kept)[:, :24].max() <= max(round_trip_error, 2)  # away from the decoder's reach
+
+
+def test_the_command_line_redraws_a_picture_started_image_from_its_parameters(tiny_model_dir, picture, half_mask,
+                                                                             tmp_path, monkeypatch):
+    from glassdiff.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    picture.save("in.png")
+    half_mask.resize((8, 8)).save("mask.png")  # another size: resized, with a notice
+    args = ["--model", tiny_model_dir, "--steps", "4", "-q"]
+    assert main(["generate", "a red cat", "--init-image", "in.png", "--strength", "0.7", "--mask", "mask.png",
+                 "-o", "out.png", *args]) == 0
+    text = Image.open("out.png").info["parameters"]
+    assert "Denoising strength: 0.7, Init image: in.png, Init image hash: " in text and "Mask: mask.png" in text
+    assert main(["generate", "--from-png", "out.png", "-o", "again.png", *args]) == 0
+    assert np.array_equal(np.asarray(Image.open("out.png")), np.asarray(Image.open("again.png")))
+
+
+@pytest.mark.parametrize("extra, message", [(["--init-image", "nope.png"], "cannot read it as an image"),
+                                            (["--strength", "0.5"], "go with --init-image"),
+                                            (["--init-image", "in.png", "--strength", "1.5"], "outside [0, 1]"),
+                                            (["--init-image", "in.png", "--width", "17"], "multiple of")])
+def test_bad_pictures_and_strengths_are_one_line_and_exit_2(tiny_model_dir, picture, tmp_path, monkeypatch, capsys,
+                                                           extra, message):
+    from glassdiff.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    picture.save("in.png")
+    assert main(["generate", "a red cat", "--model", tiny_model_dir, "-o", "out.png", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "out.png").exists()
