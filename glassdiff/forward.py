@@ -2,10 +2,10 @@
 
 Image-to-image: the user's picture is encoded by the autoencoder, noised to the timestep the strength picks
 (strength 0.6 of 15 steps: the last 9 steps run), and denoised from there with the prompt. Strength 1 is
-text-to-image from the same seed (pure noise; the picture is not read); strength 0 returns the picture round-tripped
-through the autoencoder. The picture's latent is the autoencoder's mean for glassdiff's own models (their denoisers
-learned means) and a sample of its posterior for Stable Diffusion's (as diffusers draws it). Each image's generator
-draws, in diffusers' order, that sample, then the noise, then the samplers' own noise.
+text-to-image from the same seed (pure noise; without a mask the picture is not read); strength 0 returns the
+picture round-tripped through the autoencoder. The picture's latent is the autoencoder's mean for glassdiff's own
+models (their denoisers learned means) and a sample of its posterior for Stable Diffusion's (as diffusers draws
+it). Each image's generator draws, in diffusers' order, that sample, then the noise, then the samplers' own noise.
 
 Inpainting with any model (diffusers' StableDiffusionInpaintPipeline for a 4-channel UNet, A1111's "original"
 fill): after every step, the latent outside the mask (white = repaint) is replaced by the picture's latent noised to
@@ -75,6 +75,8 @@ def start_from(vae, scheduler, picture: torch.Tensor, generators: list[torch.Gen
     noise = torch.cat([torch.randn((1, *latents.shape[1:]), generator=g) for g in generators])
     if index >= len(scheduler.timesteps):
         return Start(index, latents, noise, latents)
+    if strength >= 1:  # inpainting at full strength starts from pure noise, as diffusers' does
+        return Start(index, latents, noise, noise * scheduler.init_noise_sigma)
     t = scheduler.timesteps[index:index + 1].repeat(len(latents))
     return Start(index, latents, noise, scheduler.add_noise(latents, noise, t))
 

@@ -11,9 +11,10 @@ Each word is read by the best of three sources, and only above a threshold:
   nearest of the world's colours in OKLab (MiniLM places "crimson" nearer purple than red; a survey does not);
 - for everything else, the text encoder (MiniLM): cosine similarity between the word's embedding and the world's
   words, in a short context ("a tile shape" against "a square shape").
-What is not grounded is reported with its nearest known word and their similarity, never guessed: a prompt with
-such a word keeps no spec, and is drawn as written. Closed classes that an embedding cannot tell apart (left from
-right, above from below: antonyms sit close) come from short word lists here.
+What is not grounded is reported with its nearest known word and their similarity, never guessed. A prompt with at
+least one object read gets a spec of what was read (the notice says what was left out and what is drawn); one with
+none is drawn as written. Closed classes that an embedding cannot tell apart (left from right, above from below:
+antonyms sit close) come from short word lists here.
 """
 
 from __future__ import annotations
@@ -267,7 +268,7 @@ class Grounder:
         return float((self.encoder.word_vectors([words])[0] @ self.carriers.T).max())
 
     def read(self, prompt: str) -> Grounding:
-        """The prompt's readings, and its spec when every word was read (or is a carrier or a function word)."""
+        """The prompt's readings, and the spec of what was read when it names one or two objects the world draws."""
         tokens = _merge_colour_names(words_of(prompt))
         heads = [i for i in range(len(tokens)) if self._is_head(tokens, i)]
         objects, readings, taken = [], [], set()
@@ -282,7 +283,7 @@ class Grounder:
             for reading in self._segment(" ".join(words), words, role, len(objects)):
                 readings.append(reading)
                 _apply(reading, role, spec)
-        return Grounding(prompt, tuple(readings), spec if _complete(spec, readings) else None)
+        return Grounding(prompt, tuple(readings), spec if _complete(spec) else None)
 
     def _is_head(self, tokens: list[str], i: int) -> bool:
         """Whether tokens[i] names an object: a shape word of the world's, or a word the text encoder reads as
@@ -293,7 +294,7 @@ class Grounder:
         reading = self.word(token)
         if reading is None or reading.kind != "shape":
             return False
-        if reading.source == "world" or i == 0:
+        if reading.source == "world" or i == 0:  # a word the text encoder reads as a shape needs one before it
             return reading.source == "world"
         after = tokens[i + 1] if i + 1 < len(tokens) else ","
         if after == "of":  # "a sketch of", "a stack of": what holds, not a shape
@@ -346,7 +347,8 @@ class Grounder:
         unread = [w for w in content if not self.direction(w) and w not in POSITION_FILLERS
                   and w not in BACKGROUND_WORDS and self.word(w) is None]
         others = [w for w in content if not self.direction(w) and w not in POSITION_FILLERS and w not in unread]
-        if directions and not others:
+        # "a raccoon left of a star": before a lone object, an unread word may be the object the phrase is about
+        if directions and not others and not (role == "before" and objects < 2 and unread):
             if role == "between" or (role == "before" and objects == 2):
                 value = RELATION_OF.get(directions[0]) if len(set(directions)) == 1 else None
                 if value:
@@ -446,7 +448,7 @@ def _apply(reading: Reading, role: str, spec: dict):
         objects[-1 if role == "after" else 0]["cell"] = reading.value
 
 
-def _complete(spec: dict, readings: list[Reading]) -> bool:
+def _complete(spec: dict) -> bool:
     objects = spec["objects"]
     if not 1 <= len(objects) <= 2:
         return False

@@ -189,7 +189,7 @@ class Pipeline:
         groundings = [self.ground(p) for p in prompts]
         if mask is not None and init_image is None:
             raise BadInput("a mask needs a picture to repaint: give init_image (--init-image) too")
-        from_picture = init_image is not None and strength < 1
+        from_picture = init_image is not None and (strength < 1 or mask is not None)
         planned = bool(cfg.layout_steps and prompted) and not from_picture
         read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
         layouts = [plan(p) if planned else None for p in read_as]

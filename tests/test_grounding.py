@@ -120,6 +120,12 @@ def test_words_outside_the_world_are_named_with_the_nearest_word_it_knows(ground
         assert re.search(rf"{word}: not in this model's world, nearest it knows: \w+ \(\d\.\d\d\)", read.notice())
 
 
+def test_what_was_read_is_drawn_and_what_was_not_is_named(grounder):
+    read = grounder.read("a raccoon left of a red star")
+    assert read.caption == "a red star"  # not "on the left": the raccoon, unread, is what the star is right of
+    assert [r.words for r in read.unknown] == ["raccoon"] and "drawn as 'a red star'" in read.notice()
+
+
 def test_unknown_words_are_a_notice_not_an_error(tmp_path):
     for prompt, words in (("a raccoon in a blue jacket", ("raccoon", "jacket")), ("a helicopter", ("helicopter",))):
         out = tmp_path / "x.png"
