@@ -374,6 +374,8 @@ class Grounder:
         known = self.word(word)
         if known and known.source != "text encoder":
             return dataclasses.replace(known, kind="loose")
+        if word in BACKGROUND_WORDS or word in POSITION_FILLERS:  # the world's own word, here naming nothing
+            return Reading(word, "loose", None, 1.0, "world")
         if self.direction(word):
             return Reading(word, "loose", self.direction(word), 1.0, "world")
         similarity = self.carrier(word)

@@ -124,6 +124,8 @@ def test_what_was_read_is_drawn_and_what_was_not_is_named(grounder):
     read = grounder.read("a raccoon left of a red star")
     assert read.caption == "a red star"  # not "on the left": the raccoon, unread, is what the star is right of
     assert [r.words for r in read.unknown] == ["raccoon"] and "drawn as 'a red star'" in read.notice()
+    # "background" is the world's own word, though it names no background here
+    assert [r.words for r in grounder.read("a star on a raccoon background").unknown] == ["raccoon"]
 
 
 def test_unknown_words_are_a_notice_not_an_error(tmp_path):
