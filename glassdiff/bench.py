@@ -214,7 +214,7 @@ def time_sd_steps(path: str, size: int, steps: int = 4, repeats: int = 2) -> dic
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(path)
-    reference = _reference(pipe, "dpmpp_2m")  # a copy in diffusers' own layout; ours stays channels-last
+    reference = _reference(pipe, "dpmpp_2m")  # a copy in diffusers' own layout; ours keeps its own
     ends: dict[str, list[float]] = {"glassdiff": [], "diffusers": []}
 
     def ours():
