@@ -23,10 +23,12 @@ SLOW_SECONDS = 30  # a request estimated to take longer is announced before it s
 
 @dataclasses.dataclass(frozen=True)
 class Picture:
-    """Image-to-image: the picture to start from, how much to redraw, and where (white = redraw)."""
+    """Image-to-image: the picture to start from, how much to redraw, and where (white = redraw), read once."""
     path: str
     strength: float
-    mask_path: str | None = None
+    mask_path: str | None
+    image: object  # PIL images
+    mask: object | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,20 +78,18 @@ def _picture(path: str | None, strength: float | None, mask: str | None) -> Pict
     from .forward import read_picture
 
     picture = read_picture(path)
-    mask_size = read_picture(mask, "--mask").size if mask is not None else picture.size
-    if mask_size != picture.size:
-        notice(f"--mask {mask} is {mask_size[0]}x{mask_size[1]}, the picture {picture.size[0]}x{picture.size[1]}: "
-               f"the mask is resized to the image")
-    return Picture(path, strength, mask)
+    mask_image = read_picture(mask, "--mask") if mask is not None else None
+    if mask_image is not None and mask_image.size != picture.size:
+        notice(f"--mask {mask} is {mask_image.size[0]}x{mask_image.size[1]}, the picture "
+               f"{picture.size[0]}x{picture.size[1]}: the mask is resized to the image")
+    return Picture(path, strength, mask, picture, mask_image)
 
 
 def _picture_size(picture: Picture | None, given: dict) -> dict:
     """The picture's size is the image's, unless --width or --height say otherwise (then the picture is resized)."""
     if picture is None or {"width", "height"} & given.keys():
         return given
-    from .forward import read_picture
-
-    width, height = read_picture(picture.path).size
+    width, height = picture.image.size
     return {**given, "width": width, "height": height}
 
 
@@ -193,10 +193,7 @@ def _picture_inputs(picture: Picture | None) -> dict:
     """Pipeline arguments for a picture-started image."""
     if picture is None:
         return {}
-    from .forward import read_picture
-
-    mask = read_picture(picture.mask_path, "--mask") if picture.mask_path else None
-    return {"init_image": read_picture(picture.path), "strength": picture.strength, "mask": mask}
+    return {"init_image": picture.image, "strength": picture.strength, "mask": picture.mask}
 
 
 def _say_layout(result, say):

@@ -102,7 +102,7 @@ class Grounding:
 
 def to_include(spec: dict) -> dict:
     """A grounded spec in the captions' form (the related object first, a relation on the second)."""
-    include = [{k: v for k, v in entry.items()} for entry in spec["objects"]]
+    include = [dict(entry) for entry in spec["objects"]]
     if spec.get("relation"):
         include = [include[1], {**include[0], "position": [spec["relation"], 0]}]
     out = {"include": include}
@@ -359,9 +359,10 @@ class Grounder:
                    and w not in unread]
         if role == "after" and colours and all(colours):  # "snow white": the last word names the colour
             return [dataclasses.replace(colours[-1], words=text), *map(self._loose, unread)]
-        joining = float((self.encoder.word_vectors([text])[0] @ self.joining.T).max())
-        if role == "between" and joining >= JOINING_SIMILARITY:
-            return [Reading(text, "joining", "and", round(joining, 2), "text encoder")]
+        if role == "between":
+            joining = float((self.encoder.word_vectors([text])[0] @ self.joining.T).max())
+            if joining >= JOINING_SIMILARITY:
+                return [Reading(text, "joining", "and", round(joining, 2), "text encoder")]
         similarity = self.carrier(text)
         if similarity >= CARRIER_SIMILARITY and not any(map(self.word, content)):  # "in a blue jacket": no carrier
             return [Reading(text, "carrier", None, round(similarity, 2), "text encoder")]

@@ -57,7 +57,7 @@ class Region:
 def parse(prompt: str) -> dict | None:
     """The spec of a prompt of the shapes world's grammar naming one object (any count) or two (one or two
     copies each), or None."""
-    match = _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip("."))
+    match = _match(prompt)
     if match is None or match["cell1"] or match["cell2"]:
         return None
     objects = [{"class": match[f"shape{n}"], "count": _COUNTS.get(match[f"lead{n}"], 1)}
@@ -70,7 +70,11 @@ def parse(prompt: str) -> dict | None:
 
 def in_grammar(prompt: str) -> bool:
     """Whether the prompt is worded as the world's captions are (cells included)."""
-    return _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip(".")) is not None
+    return _match(prompt) is not None
+
+
+def _match(prompt: str):
+    return _PROMPT.fullmatch(" ".join(prompt.lower().split()).rstrip("."))
 
 
 def read_as_of(prompt: str, grounding) -> str:

@@ -243,9 +243,7 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tens
     rows, x_t = whole, x_T * scheduler.init_noise_sigma if x_start is None else x_start
     branches = Branches(scales, images)
     takes_generator = _takes_generator(scheduler)
-    for i, t in enumerate(scheduler.timesteps):
-        if i < start:
-            continue
+    for i, t in enumerate(scheduler.timesteps[start:], start):
         if layout and i == layout.start:  # a canvas per region
             rows, x_t = layout.rows(whole), layout.split(x_t, scheduler)
             branches = Branches(rows.scales, len(x_t))
