@@ -37,6 +37,8 @@ test: install browser
 # stage 13, the third decoder fine-tune (runs/ae_dec3), about 70 minutes on 2 cores; stage 15, stage 12 again on new
 # scenes, on a GPU as well: 7 minutes on one H200, caching included.
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
+# Each model folder records the steps its weights took (training.json), and a stage that continues one (--init) draws
+# the batches after them; the stages with --step-offset 0 drew the first batches again, as they were shipped.
 FINAL_STEPS ?= 4200
 DEVICE ?= cpu
 model: install
@@ -51,36 +53,36 @@ model: install
 		--grad-clip 0 --seed 0
 	mkdir -p runs/d2 runs/d3 runs/d4 runs/d5 && for d in d2 d3 d4 d5; do cp runs/denoiser/cache.pt runs/$$d/; done
 	$(VENV)/bin/glassdiff train denoiser --out runs/d2 --vae runs/autoencoder/vae --init runs/denoiser/model \
-		--lr 1e-3 --warmup 200 --steps 1250 --seed 0
+		--step-offset 0 --lr 1e-3 --warmup 200 --steps 1250 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d3 --vae runs/autoencoder/vae --init runs/d2/model \
-		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --steps 3500 --seed 0
+		--step-offset 0 --lr 1e-3 --warmup 100 --min-snr-gamma 0 --steps 3500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d4 --vae runs/autoencoder/vae --init runs/d3/model \
-		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 8000 --steps 4500 --seed 0
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --steps 4500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d5 --vae runs/autoencoder/vae --init runs/d4/model \
-		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --step-offset 12500 --decay-to 0.1 --steps 4500 --seed 0
+		--lr 1e-3 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 --steps 4500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d6 --vae runs/autoencoder/vae --init runs/d5/model --caption-colors 0.5 \
-		--lr 5e-4 --warmup 100 --min-snr-gamma 0 --step-offset 17000 --decay-to 0.1 --steps 4500 --seed 0
+		--lr 5e-4 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 --steps 4500 --seed 0
 	$(VENV)/bin/glassdiff train denoiser --out runs/d7 --vae runs/autoencoder/vae --init runs/d6/model --caption-colors 0.4 \
-		--lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 21500 --decay-to 0.1 --steps 4800 --seed 1
+		--lr 3e-4 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 --steps 4800 --seed 1
 	$(VENV)/bin/glassdiff train denoiser --out runs/d8 --vae runs/autoencoder/vae --init runs/d7/model --coordinates \
-		--caption-colors 0.4 --lr 5e-4 --warmup 100 --min-snr-gamma 0 --step-offset 26300 --decay-to 0.1 \
+		--caption-colors 0.4 --lr 5e-4 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 \
 		--steps 4500 --seed 2
 	$(VENV)/bin/glassdiff train denoiser --out runs/d9 --vae runs/autoencoder/vae --init runs/d8/model --coordinates \
-		--caption-colors 0.4 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 30800 --decay-to 0.1 \
+		--caption-colors 0.4 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 \
 		--steps 7000 --seed 3
 	$(VENV)/bin/glassdiff train denoiser --out runs/d10 --vae runs/autoencoder/vae --init runs/d9/model --coordinates \
-		--caption-colors 0.4 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 37800 --decay-to 0.1 \
+		--caption-colors 0.4 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --decay-to 0.1 \
 		--steps 7000 --seed 4
 	$(VENV)/bin/glassdiff train denoiser --out runs/d11 --vae runs/autoencoder/vae --init runs/d10/model --coordinates \
-		--caption-colors 0.4 --caption-cells 0.7 --lr 3e-4 --warmup 100 --min-snr-gamma 0 --step-offset 44800 \
+		--caption-colors 0.4 --caption-cells 0.7 --lr 3e-4 --warmup 100 --min-snr-gamma 0 \
 		--decay-to 0.1 --steps 8000 --seed 5
 	$(VENV)/bin/glassdiff train denoiser --out runs/d12 --vae runs/autoencoder/vae --init runs/d11/model --coordinates \
 		--caption-colors 0.4 --caption-cells 0.7 --captions 150000 --data-chunks 16 --batch 512 --lr 5e-4 --warmup 200 \
-		--min-snr-gamma 0 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 12 --checkpoint-every 1000 \
+		--min-snr-gamma 0 --step-offset 0 --decay-to 0.1 --steps $(FINAL_STEPS) --seed 12 --checkpoint-every 1000 \
 		--sample-every 1000000 --device $(DEVICE)
 	$(VENV)/bin/glassdiff train denoiser --out runs/d15 --vae runs/autoencoder/vae --init runs/d12/model --coordinates \
 		--caption-colors 0.4 --caption-cells 0.7 --captions 150000 --data-chunks 16 --batch 512 --lr 5e-4 --warmup 200 \
-		--min-snr-gamma 0 --decay-to 0.1 --steps 3400 --seed 15 --checkpoint-every 500 \
+		--min-snr-gamma 0 --step-offset 0 --decay-to 0.1 --steps 3400 --seed 15 --checkpoint-every 500 \
 		--sample-every 1000000 --device $(DEVICE)
 	$(PY) -m glassdiff.train.ship runs/d15/model glassdiff/weights runs/ae_dec3/vae
 

@@ -13,6 +13,7 @@ from .config import BadInput
 
 PIPELINES = ("GlassdiffPipeline", "StableDiffusionPipeline")
 TEXT_ENCODERS = {("glassdiff", "minilm"): "minilm", ("transformers", "CLIPTextModel"): "clip"}
+TRAINING_FILE = "training.json"  # what glassdiff's training wrote of the weights: {"steps": denoiser steps taken}
 
 
 def read_index(folder: str) -> dict:
@@ -52,3 +53,18 @@ def text_encoder_kind(index: dict, folder: str) -> str:
 
 def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def read_training(folder: str) -> dict:
+    """A model folder's training record ({} when it has none); an unreadable one is one line."""
+    path = os.path.join(folder, TRAINING_FILE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        raise BadInput(f"{path}: cannot read the training record ({first_line(err)}); fix or delete it") from err
+    if not isinstance(record, dict) or not isinstance(record.get("steps", 0), int):
+        raise BadInput(f"{path}: the training record should be {{\"steps\": N}}; fix or delete it")
+    return record

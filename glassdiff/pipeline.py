@@ -19,7 +19,7 @@ from PIL import Image
 from . import __version__
 from .autoencoder import decode, downsample_factor, to_uint8
 from .config import BadInput, BadType, Notice, SamplingConfig, check_prompt, random_seed
-from .folders import first_line, read_index, text_encoder_kind
+from .folders import TRAINING_FILE, first_line, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
 from .layout import Region, masks, plan, read_as_of
@@ -98,10 +98,14 @@ class Pipeline:
             text_encoder = TextEncoder()
         return cls(unet, vae, text_encoder, scheduler_config, source=folder)
 
-    def save(self, folder: str):
+    def save(self, folder: str, training: dict | None = None):
         """Write a diffusers-layout folder atomically (safetensors only): glassdiff's own with the MiniLM note, or,
-        for a model with CLIP, a StableDiffusionPipeline folder that diffusers loads too."""
+        for a model with CLIP, a StableDiffusionPipeline folder that diffusers loads too. `training` (the steps the
+        weights have taken) goes to training.json, which `glassdiff train denoiser --init` reads."""
         with atomic_dir(folder) as tmp:
+            if training:
+                with open(os.path.join(tmp, TRAINING_FILE), "w") as f:
+                    json.dump(training, f, indent=2)
             self.unet.save_pretrained(os.path.join(tmp, "unet"), safe_serialization=True)
             self.vae.save_pretrained(os.path.join(tmp, "vae"), safe_serialization=True)
             os.makedirs(os.path.join(tmp, "scheduler"))
@@ -220,9 +224,9 @@ class Pipeline:
             if begin.get("start", 0) >= len(scheduler.timesteps):  # strength 0: no step runs
                 x_0 = begin["x_start"]
             else:
-                x_0 = sample(Denoiser(self.unet), scheduler, x_T, context, uncond,
-                             cfg.guidance if scales is None else list(scales), cfg.steps, generators, watchers,
-                             regions, **begin)
+                x_0 = sample(Denoiser(self.unet), scheduler, x_T, context=context, uncond_context=uncond,
+                             guidance_scale=cfg.guidance if scales is None else list(scales), steps=cfg.steps,
+                             generators=generators, observers=watchers, regions=regions, **begin)
         finally:
             if attention_maps:
                 attention_maps.detach()

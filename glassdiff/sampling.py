@@ -220,9 +220,9 @@ def _map_state(scheduler, shape: torch.Size, fn) -> None:
         setattr(scheduler, name, [mapped(v) for v in value] if isinstance(value, list) else mapped(value))
 
 
-def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, context: torch.Tensor, uncond_context: torch.Tensor,
+def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, *, context: torch.Tensor, uncond_context: torch.Tensor,
            guidance_scale: float | list[float], steps: int, generators: list[torch.Generator | int],
-           observers: tuple[Observer, ...] = (), regions: Regions | None = None, *, start: int = 0,
+           observers: tuple[Observer, ...] = (), regions: Regions | None = None, start: int = 0,
            x_start: torch.Tensor | None = None, after_step: Callable | None = None) -> torch.Tensor:
     """Run the reverse process from noise x_T (unit variance) to the clean latent x_0.
 

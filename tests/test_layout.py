@@ -86,8 +86,9 @@ def test_each_region_draws_what_its_prompt_alone_would_there(sampler):
     regions = Regions(torch.cat([left, right]), torch.tensor([0, 0]), region_masks, steps=5)
 
     def run(context, regions=None, observers=()):
-        return sample(canvas_denoiser, make_scheduler(sampler, scheduler_preset()), noise, context, empty, 3.0, 5,
-                      [3], observers, regions)
+        return sample(canvas_denoiser, make_scheduler(sampler, scheduler_preset()), noise, context=context,
+                      uncond_context=empty, guidance_scale=3.0, steps=5, generators=[3], observers=observers,
+                      regions=regions)
 
     drawn = run(left, regions)  # regions for every step: a collage of what each prompt alone draws
     torch.testing.assert_close(drawn[..., :3], run(left)[..., :3])

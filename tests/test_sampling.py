@@ -29,7 +29,8 @@ def test_x0_pred_recovers_clean_latent_given_true_noise(sampler, prediction_type
     recorder = TrajectoryRecorder()
     context = torch.zeros(2, 3, 8)
     out = sample(analytic_denoiser(x0, scheduler, prediction_type), scheduler, initial_noise((4, 8, 8), [0, 1]),
-                 context, context, guidance_scale=3.0, steps=12, generators=[0, 1], observers=(recorder,))
+                 context=context, uncond_context=context, guidance_scale=3.0, steps=12, generators=[0, 1],
+                 observers=(recorder,))
     assert len(recorder.records) == 12
     for record in recorder.records:
         if record.alpha_bar > 1e-3:  # nearer pure noise, float32 cannot pin x0 down through an eps output
@@ -47,7 +48,8 @@ def test_guidance_one_is_the_conditional_prediction_alone():
     scheduler = make_scheduler("ddim", scheduler_preset())
     cond, uncond = torch.ones(1, 3, 8), torch.zeros(1, 3, 8)
     recorder = TrajectoryRecorder()
-    sample(denoise, scheduler, initial_noise((4, 4, 4), [0]), cond, uncond, 1.0, 3, [0], (recorder,))
+    sample(denoise, scheduler, initial_noise((4, 4, 4), [0]), context=cond, uncond_context=uncond, guidance_scale=1.0,
+           steps=3, generators=[0], observers=(recorder,))
     assert calls == [1, 1, 1]  # the empty prompt is not even run
     for record in recorder.records:
         assert record.eps_uncond is None
@@ -60,8 +62,8 @@ def test_guidance_formula_mixes_the_two_predictions():
 
     scheduler = make_scheduler("ddim", {**scheduler_preset(), "prediction_type": "epsilon"})
     recorder = TrajectoryRecorder()
-    sample(denoise, scheduler, initial_noise((4, 4, 4), [0]), torch.ones(1, 3, 8), torch.zeros(1, 3, 8), 2.5, 2, [0],
-           (recorder,))
+    sample(denoise, scheduler, initial_noise((4, 4, 4), [0]), context=torch.ones(1, 3, 8),
+           uncond_context=torch.zeros(1, 3, 8), guidance_scale=2.5, steps=2, generators=[0], observers=(recorder,))
     record = recorder.records[0]
     torch.testing.assert_close(record.eps, record.eps_uncond + 2.5 * (record.eps_cond - record.eps_uncond))
     torch.testing.assert_close(record.eps, torch.full_like(record.eps, 2.5))
@@ -86,7 +88,8 @@ def test_guidance_zero_runs_only_the_empty_prompt():
     calls, recorder = [], TrajectoryRecorder()
     scheduler = make_scheduler("ddim", scheduler_preset())
     cond, uncond = torch.ones(1, 3, 8), torch.zeros(1, 3, 8)
-    sample(_context_echo(calls), scheduler, initial_noise((4, 4, 4), [0]), cond, uncond, 0.0, 3, [0], (recorder,))
+    sample(_context_echo(calls), scheduler, initial_noise((4, 4, 4), [0]), context=cond, uncond_context=uncond,
+           guidance_scale=0.0, steps=3, generators=[0], observers=(recorder,))
     assert calls == [1, 1, 1]
     for record in recorder.records:
         assert record.eps_cond is None
@@ -99,12 +102,12 @@ def test_per_image_scales_equal_runs_at_each_scale():
     cond, uncond = torch.full((3, 3, 8), 2.0), torch.full((3, 3, 8), -1.0)
     noise = initial_noise((4, 4, 4), [5, 5, 5])
     calls = []
-    swept = sample(_context_echo(calls), make_scheduler("ddim", scheduler_preset()), noise, cond, uncond, scales, 4,
-                   [5, 5, 5])
+    swept = sample(_context_echo(calls), make_scheduler("ddim", scheduler_preset()), noise, context=cond,
+                   uncond_context=uncond, guidance_scale=scales, steps=4, generators=[5, 5, 5])
     assert calls == [4] * 4  # rows: empty prompt for s=0 and s=3, prompt for s=1 and s=3
     for k, s in enumerate(scales):
-        alone = sample(_context_echo([]), make_scheduler("ddim", scheduler_preset()), noise[k:k + 1], cond[:1],
-                       uncond[:1], s, 4, [5])
+        alone = sample(_context_echo([]), make_scheduler("ddim", scheduler_preset()), noise[k:k + 1],
+                       context=cond[:1], uncond_context=uncond[:1], guidance_scale=s, steps=4, generators=[5])
         torch.testing.assert_close(swept[k:k + 1], alone, atol=1e-6, rtol=1e-6)
 
 

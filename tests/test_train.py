@@ -248,6 +248,20 @@ def test_a_continued_run_draws_the_batches_after_the_steps_its_init_took():
     assert not torch.equal(step_batch(fresh, cache, 2, 5)[2], step_batch(continued, cache, 2, 5)[2])
 
 
+def test_a_model_folder_records_its_steps_and_a_continued_run_starts_after_them(tmp_path):
+    from glassdiff.folders import read_training
+
+    first = str(tmp_path / "first")
+    train_denoiser(DenoiserTrainConfig(out=first, steps=2, **TINY))
+    assert read_training(os.path.join(first, "model")) == {"steps": 2}
+    init = os.path.join(first, "model")
+    digests = {name: train_denoiser(DenoiserTrainConfig(out=str(tmp_path / name), steps=3, init=init, **offset,
+                                                        **TINY))["weights_digest"]
+               for name, offset in (("recorded", {}), ("after_two", {"step_offset": 2}), ("again", {"step_offset": 0}))}
+    assert digests["recorded"] == digests["after_two"] != digests["again"]
+    assert read_training(str(tmp_path / "recorded" / "model")) == {"steps": 5}  # every stage counted
+
+
 def test_autoencoder_trains_and_its_decoder_fine_tunes_alone(tmp_path):
     from diffusers import AutoencoderKL
 

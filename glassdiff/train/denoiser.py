@@ -63,7 +63,9 @@ class DenoiserTrainConfig:
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
     coordinates: bool = False  # give the UNet x and y planes (an --init UNet without them gains them, zero-weighted)
     seed: int = 0
-    step_offset: int = 0  # steps the --init model took: a continued run draws the batches that come after them
+    # where this run's batches start: by default after the steps the --init model took (its training.json), so a
+    # continued run draws the batches that come after them; 0 draws the first batches again
+    step_offset: int | None = None
     checkpoint_every: int = 250
     sample_every: int = 500
     resume: bool = False
@@ -124,7 +126,7 @@ def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) 
 
 def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch: int):
     """The global batch of `step`: indices, timesteps, noise, dropout mask; a function of (seed, step) only."""
-    step += cfg.step_offset
+    step += cfg.step_offset or 0
     n = len(cache["latents"])
     epoch, offset = divmod(step, steps_per_epoch)
     order = _epoch_order(n, cfg.seed * 7919 + epoch)
@@ -170,6 +172,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 
     if cfg.stop_after < 0:
         raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
+    cfg = dataclasses.replace(cfg, step_offset=trained_steps(cfg.init) if cfg.step_offset is None else cfg.step_offset)
     rank, world = setup_distributed(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)
@@ -219,7 +222,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema.shadow,
                                         "step": done, "config": config_dict(cfg)})
-            _write_model(cfg, ema, vae, text_encoder, dict(unet.config))
+            _write_model(cfg, ema, vae, text_encoder, dict(unet.config), trained_steps(cfg.init) + done)
         if rank == 0 and (done % cfg.sample_every == 0 or done == end):
             _write_samples(cfg, done)
     if dist.is_initialized():
@@ -271,8 +274,16 @@ def _log_step(cfg, step, loss, buckets, elapsed):
     log_line(os.path.join(cfg.out, "log.jsonl"), record)
 
 
-def _write_model(cfg, ema, vae, text_encoder, unet_config: dict):
-    """The EMA weights as a pipeline folder (out/model), written atomically."""
+def trained_steps(folder: str | None) -> int:
+    """The denoiser steps a model folder's weights have taken, every stage counted (its training.json); 0 for no
+    folder or one without the record."""
+    from ..folders import read_training
+
+    return read_training(folder).get("steps", 0) if folder else 0
+
+
+def _write_model(cfg, ema, vae, text_encoder, unet_config: dict, steps: int):
+    """The EMA weights as a pipeline folder (out/model), written atomically, with the steps they have taken."""
     from diffusers import UNet2DConditionModel
 
     from ..pipeline import Pipeline
@@ -280,7 +291,7 @@ def _write_model(cfg, ema, vae, text_encoder, unet_config: dict):
     unet = UNet2DConditionModel.from_config(unet_config)
     unet.load_state_dict(ema.shadow)
     Pipeline(unet=unet, vae=vae, text_encoder=text_encoder, scheduler_config=scheduler_preset()).save(
-        os.path.join(cfg.out, "model"))
+        os.path.join(cfg.out, "model"), training={"steps": steps})
 
 
 def _write_samples(cfg, done):

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from ..folders import read_training
 from ..pipeline import Pipeline
 
 CHECK_PROMPTS = ("a red circle", "two blue squares", "a yellow star left of a purple heart")
@@ -32,7 +33,7 @@ def ship(source: str, target: str, vae: str | None = None) -> int:
     kept = open(card).read() if os.path.exists(card) else None
     pipe.unet.half()
     pipe.vae.half()
-    pipe.save(target)
+    pipe.save(target, training=read_training(source))  # the steps the weights took go with them
     if kept is not None:
         with open(card, "w") as f:
             f.write(kept)
