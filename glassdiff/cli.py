@@ -13,23 +13,14 @@ import sys
 
 from . import __version__
 from .config import BadInput, SamplingConfig, check_prompt, notice
-from .options import (Parser, add_eval_args, add_model_args, add_sampling_args, distinct_outputs, given_sampling,
-                      guarded, load_pipeline, model_path, sampling_config, writable_output)
+from .options import (Parser, Picture, add_eval_args, add_model_args, add_picture_args, add_sampling_args,
+                      distinct_outputs, given_sampling, guarded, load_pipeline, model_path, picture_inputs,
+                      picture_size, read_picture_args, sampling_config, writable_output)
 
 SLOW_SECONDS = 30  # a request estimated to take longer is announced before it starts
 
 
 # ---------------- generate ----------------
-
-@dataclasses.dataclass(frozen=True)
-class Picture:
-    """Image-to-image: the picture to start from, how much to redraw, and where (white = redraw), read once."""
-    path: str
-    strength: float
-    mask_path: str | None
-    image: object  # PIL images
-    mask: object | None
-
 
 @dataclasses.dataclass(frozen=True)
 class Request:
@@ -47,8 +38,8 @@ def generate_request(args) -> Request:
     if not args.from_png:
         if args.prompt is None:
             raise BadInput("give a PROMPT (or --from-png FILE to redraw an image from its parameters)")
-        picture = _picture(args.init_image, args.strength, args.mask)
-        return Request(check_prompt(args.prompt), sampling_config(_picture_size(picture, given)), picture=picture)
+        picture = read_picture_args(args.init_image, args.strength, args.mask)
+        return Request(check_prompt(args.prompt), sampling_config(picture_size(picture, given)), picture=picture)
     from .png import params_from_png
 
     read = params_from_png(args.from_png)
@@ -62,41 +53,18 @@ def generate_request(args) -> Request:
         params.update(seed=params.get("seed", 0) - read.batch_pos, batch=read.batch_size)
         keep = read.batch_pos
     prompt = read.prompt if args.prompt is None else args.prompt
-    picture = _picture(args.init_image, args.strength, args.mask) if args.init_image else \
+    picture = read_picture_args(args.init_image, args.strength, args.mask) if args.init_image else \
         _picture_beside(args.from_png, read.picture, args.strength, args.mask)
     return Request(check_prompt(prompt), sampling_config(params), keep, read.model_hash, picture)
-
-
-def _picture(path: str | None, strength: float | None, mask: str | None) -> Picture | None:
-    if path is None:
-        if strength is not None or mask is not None:
-            raise BadInput("--strength and --mask go with --init-image (the picture to start from)")
-        return None
-    strength = 0.6 if strength is None else strength
-    if not 0 <= strength <= 1:
-        raise BadInput(f"--strength {strength} is outside [0, 1]: 0 keeps the picture, 1 ignores it")
-    from .forward import read_picture
-
-    picture = read_picture(path)
-    mask_image = read_picture(mask, "--mask") if mask is not None else None
-    if mask_image is not None and mask_image.size != picture.size:
-        notice(f"--mask {mask} is {mask_image.size[0]}x{mask_image.size[1]}, the picture "
-               f"{picture.size[0]}x{picture.size[1]}: the mask is resized to the image")
-    return Picture(path, strength, mask, picture, mask_image)
-
-
-def _picture_size(picture: Picture | None, given: dict) -> dict:
-    """The picture's size is the image's, unless --width or --height say otherwise (then the picture is resized)."""
-    if picture is None or {"width", "height"} & given.keys():
-        return given
-    width, height = picture.image.size
-    return {**given, "width": width, "height": height}
 
 
 def _picture_beside(png: str, fields: dict, strength: float | None, mask: str | None) -> Picture | None:
     """The picture (and mask) an image's parameters name, found beside the image, hashes checked."""
     if "Init image" not in fields:
-        return _picture(None, strength, mask)
+        if "Init image hash" in fields:
+            raise BadInput(f"{png} was drawn from a picture sent to the server, which it does not name: give that "
+                           f"picture as --init-image (and its mask as --mask)")
+        return read_picture_args(None, strength, mask)
     import os
 
     from .forward import file_hash
@@ -110,7 +78,7 @@ def _picture_beside(png: str, fields: dict, strength: float | None, mask: str | 
         if fields.get(f"{key} hash") not in (None, file_hash(path)):
             notice(f"{path} is not the file {png} was drawn from (its hash differs): the image will differ")
     strength = float(fields.get("Denoising strength", 0.6)) if strength is None else strength
-    return _picture(paths["Init image"], strength, mask or paths.get("Mask"))
+    return read_picture_args(paths["Init image"], strength, mask or paths.get("Mask"))
 
 
 def cmd_generate(args):
@@ -163,7 +131,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             if bar and chunk < cfg.batch:
                 bar.describe(f"images {start + 1}-{start + part.batch} of {cfg.batch}")
             result = pipe(request.prompt, trace=bool(args.trajectory) and start == 0,
-                          observers=(bar,) if bar else (), **_picture_inputs(request.picture),
+                          observers=(bar,) if bar else (), **picture_inputs(request.picture),
                           **dataclasses.asdict(part))
             if start == 0:
                 _say_layout(result, say)
@@ -172,7 +140,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             for k, (image, text) in enumerate(zip(result.images, result.infotexts)):
                 if request.keep is None or k == request.keep:
                     path = paths[0 if request.keep is not None else start + k]
-                    save_png(image, path, _with_picture(text, request.picture))
+                    save_png(image, path, _withread_picture_args(text, request.picture))
                     say(f"wrote {path}")
     finally:
         if bar:
@@ -180,20 +148,17 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
     return trace
 
 
-def _with_picture(text: str, picture: Picture | None) -> str:
+def _withread_picture_args(text: str, picture: Picture | None) -> str:
     """The parameters text, with the picture's strength, files and hashes on its settings line."""
     if picture is None:
         return text
-    from .forward import parameter_fields
+    import os
 
-    return f"{text}, {parameter_fields(picture.strength, picture.path, picture.mask_path)}"
+    from .forward import file_hash, parameter_fields
 
-
-def _picture_inputs(picture: Picture | None) -> dict:
-    """Pipeline arguments for a picture-started image."""
-    if picture is None:
-        return {}
-    return {"init_image": picture.image, "strength": picture.strength, "mask": picture.mask}
+    mask = picture.mask_path
+    return f"{text}, " + parameter_fields(picture.strength, file_hash(picture.path), mask and file_hash(mask),
+                                          os.path.basename(picture.path), mask and os.path.basename(mask))
 
 
 def _say_layout(result, say):
@@ -297,22 +262,21 @@ def build_parser() -> Parser:
     g.add_argument("--trajectory", default=None, help="also write the noise-to-image strip here")
     g.add_argument("--from-png", default=None,
                    help="redraw an image from its parameters (glassdiff's or A1111's); options given change them")
-    g.add_argument("--init-image", default=None,
-                   help="start from this picture (image-to-image): encoded, noised to --strength, redrawn")
-    g.add_argument("--strength", type=float, default=None,
-                   help="with --init-image: how much to redraw, 0 (keep the picture) to 1 (ignore it; default 0.6)")
-    g.add_argument("--mask", default=None, help="with --init-image: redraw only where this mask is white (inpainting)")
+    add_picture_args(g)
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(fn=cmd_generate)
 
     e = sub.add_parser("explain", help="prompt -> self-contained HTML report of every step")
-    e.add_argument("prompt")
+    e.add_argument("prompt", nargs="?")
     e.add_argument("-o", "--output", default="report.html")
     add_sampling_args(e)
     e.add_argument("--compare", default=None, help="a second prompt whose latent path is plotted beside")
     e.add_argument("--gif", default=None, help="also write the denoising as an animated GIF")
     e.add_argument("--sweep-steps", type=int, default=None,
                    help="steps of the guidance sweep images (default: a fifth of --steps, at least 4)")
+    add_picture_args(e)
+    e.add_argument("--forward", default=None, metavar="PICTURE",
+                   help="instead of a prompt: this picture diffused into noise, and where --strength starts")
     e.set_defaults(fn=cmd_explain)
 
     v = sub.add_parser("eval", help="GenEval-style prompt-fidelity benchmark")

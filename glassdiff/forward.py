@@ -107,20 +107,35 @@ def read_picture(path: str, what: str = "--init-image") -> Image.Image:
         raise BadInput(f"{what} {path}: cannot read it as an image ({err}); give a PNG, JPEG or WebP") from err
 
 
-def file_hash(path: str) -> str:
-    """First 10 hex digits of the file's sha256, as the parameters name an input."""
+def data_hash(data: bytes) -> str:
+    """First 10 hex digits of the bytes' sha256, as the parameters name an input."""
     import hashlib
 
+    return hashlib.sha256(data).hexdigest()[:10]
+
+
+def file_hash(path: str) -> str:
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:10]
+        return data_hash(f.read())
 
 
-def parameter_fields(strength: float, init_path: str, mask_path: str | None) -> str:
-    """What the parameters text says of a picture-started image, A1111's "Denoising strength" and the files."""
-    import os
+def parameter_fields(strength: float, init_hash: str, mask_hash: str | None = None, init_name: str | None = None,
+                     mask_name: str | None = None) -> str:
+    """What the parameters text says of a picture-started image: A1111's "Denoising strength", and the picture's
+    and mask's file names (when they came from files) and hashes."""
+    fields = [f"Denoising strength: {strength}"]
+    fields += [f"Init image: {init_name}"] if init_name else []
+    fields.append(f"Init image hash: {init_hash}")
+    if mask_hash:
+        fields += [f"Mask: {mask_name}"] if mask_name else []
+        fields.append(f"Mask hash: {mask_hash}")
+    return ", ".join(fields)
 
-    fields = f"Denoising strength: {strength}, Init image: {os.path.basename(init_path)}, " \
-             f"Init image hash: {file_hash(init_path)}"
-    if mask_path:
-        fields += f", Mask: {os.path.basename(mask_path)}, Mask hash: {file_hash(mask_path)}"
-    return fields
+
+def blur_mask(mask: Image.Image, radius: float) -> Image.Image:
+    """A1111's mask_blur: the mask, grayscale, softened by a Gaussian of this radius in pixels (0: unchanged);
+    mask_tensor then binarises it, so the blur rounds the mask's corners and narrow gaps."""
+    from PIL import ImageFilter
+
+    mask = mask.convert("L")
+    return mask.filter(ImageFilter.GaussianBlur(radius)) if radius > 0 else mask

@@ -7,12 +7,13 @@ once. Exit codes: 0 success, 2 bad input (one line saying what and how to fix it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
 import warnings
 
-from .config import MAX_GUIDANCE, MAX_SEED, SAMPLERS, BadInput, Notice, SamplingConfig, random_seed
+from .config import MAX_GUIDANCE, MAX_SEED, SAMPLERS, BadInput, Notice, SamplingConfig, notice, random_seed
 
 SAMPLING_FIELDS = ("steps", "guidance", "seed", "sampler", "negative", "layout", "width", "height", "batch")
 
@@ -186,3 +187,58 @@ def add_eval_args(p: argparse.ArgumentParser):
     p.add_argument("--seed", type=_seed, default=default.seed)
     add_layout_arg(p)
     p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")
+
+
+# ---------------- a picture to start from (generate, explain) ----------------
+
+def add_picture_args(p: argparse.ArgumentParser):
+    p.add_argument("--init-image", default=None,
+                   help="start from this picture (image-to-image): encoded, noised to --strength, redrawn")
+    p.add_argument("--strength", type=float, default=None,
+                   help="with --init-image: how much to redraw, 0 (keep the picture) to 1 (ignore it; default 0.6)")
+    p.add_argument("--mask", default=None, help="with --init-image: redraw only where this mask is white (inpainting)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Picture:
+    """Image-to-image: the picture to start from, how much to redraw, and where (white = redraw), read once."""
+    path: str
+    strength: float
+    mask_path: str | None
+    image: object  # PIL images
+    mask: object | None
+
+
+def read_picture_args(path: str | None, strength: float | None, mask: str | None,
+                      what: str = "--init-image") -> Picture | None:
+    """The picture, strength (default 0.6) and mask the options name, each file read once; one line if wrong."""
+    if path is None:
+        if strength is not None or mask is not None:
+            raise BadInput("--strength and --mask go with --init-image (the picture to start from)")
+        return None
+    strength = 0.6 if strength is None else strength
+    if not 0 <= strength <= 1:
+        raise BadInput(f"--strength {strength} is outside [0, 1]: 0 keeps the picture, 1 ignores it")
+    from .forward import read_picture
+
+    picture = read_picture(path, what)
+    mask_image = read_picture(mask, "--mask") if mask is not None else None
+    if mask_image is not None and mask_image.size != picture.size:
+        notice(f"--mask {mask} is {mask_image.size[0]}x{mask_image.size[1]}, the picture "
+               f"{picture.size[0]}x{picture.size[1]}: the mask is resized to the image")
+    return Picture(path, strength, mask, picture, mask_image)
+
+
+def picture_size(picture: Picture | None, given: dict) -> dict:
+    """The picture's size is the image's, unless --width or --height say otherwise (then the picture is resized)."""
+    if picture is None or {"width", "height"} & given.keys():
+        return given
+    width, height = picture.image.size
+    return {**given, "width": width, "height": height}
+
+
+def picture_inputs(picture: Picture | None) -> dict:
+    """Pipeline arguments for a picture-started image."""
+    if picture is None:
+        return {}
+    return {"init_image": picture.image, "strength": picture.strength, "mask": picture.mask}

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .config import A1111_SAMPLERS, MAX_GUIDANCE, MAX_SEED, MAX_STEPS, SAMPLERS, BadInput, SamplingConfig
 
 MAX_PROMPT = 2000  # characters
-MAX_BODY = 16 * 2**20  # bytes: a base64 PNG for png-info fits
+MAX_BODY = 16 * 2**20  # bytes: a base64 PNG for png-info, or a picture and its mask for img2img, fits
+MAX_PICTURE = 2048  # pixels a side of a picture to start from
 MAX_IMAGES = 16  # batch_size x n_iter per request
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 NAME = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{8}\.png$")
@@ -136,16 +137,21 @@ class Worker:
 
     # ---------- generation ----------
 
-    def generate(self, prompt: str, params: dict, model: str | None, job: Job, on_step=None):
+    def generate(self, prompt: str, params: dict, model: str | None, job: Job, on_step=None,
+                 picture: Picture | None = None):
         """Images and their parameters texts for one call of the pipeline, honouring the job's cancel flag (on the
-        CPU's thread)."""
+        CPU's thread); a picture starts it from an image (its fields end each parameters text)."""
         pipe = self.use(model)
         self.check_cost(pipe, params, job)
         self.job = job
         try:
-            return pipe(prompt, observers=(self._observer(pipe, job, on_step),), **params)
+            result = pipe(prompt, observers=(self._observer(pipe, job, on_step),), **(picture.inputs if picture
+                                                                                       else {}), **params)
         finally:
             self.job = None
+        if picture:
+            result.infotexts[:] = [f"{text}, {picture.fields}" for text in result.infotexts]
+        return result
 
     def check_cost(self, pipe, params: dict, job: Job):
         """Refuse a request estimated to run past --max-seconds (the whole job: every call of it)."""
@@ -205,6 +211,56 @@ def png_bytes(image, text: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+# ---------------- pictures sent to start from ----------------
+
+def decoded_image(data: str, field: str):
+    """(image, its bytes) from base64 (bare or a data: URL); anything else is one line naming the field."""
+    from PIL import Image
+
+    raw = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        content = base64.b64decode(raw, validate=True)
+        with Image.open(io.BytesIO(content)) as image:
+            size = image.size
+            if max(size) <= MAX_PICTURE:
+                image.load()
+                return image.copy(), content
+    except (ValueError, OSError, Image.DecompressionBombError) as err:
+        raise BadInput(f"{field}: not a base64 image ({err}); send a PNG, JPEG or WebP") from err
+    raise BadInput(f"{field}: {size[0]}x{size[1]} is over {MAX_PICTURE} pixels a side; send a smaller picture")
+
+
+@dataclasses.dataclass(frozen=True)
+class Picture:
+    """A picture-started request: the pipeline's arguments, and what its parameters text adds."""
+    inputs: dict  # init_image, strength, mask
+    fields: str
+    size: tuple[int, int]  # (width, height) of the picture
+
+
+def read_picture(init: str, strength: float, mask: str | None, mask_blur: float = 0,
+                 invert: bool = False) -> Picture:
+    from PIL import ImageOps
+
+    from .forward import blur_mask, data_hash, parameter_fields
+
+    picture, content = decoded_image(init, "init image")
+    inputs, mask_hash = {"init_image": picture, "strength": strength}, None
+    if mask:
+        mask_image, mask_content = decoded_image(mask, "mask")
+        mask_image = blur_mask(mask_image, mask_blur)
+        inputs["mask"] = ImageOps.invert(mask_image) if invert else mask_image
+        mask_hash = data_hash(mask_content)
+    return Picture(inputs, parameter_fields(strength, data_hash(content), mask_hash), picture.size)
+
+
+def steps_run(steps: int, picture: Picture | None) -> int:
+    """How many steps a request's loop runs: a picture skips the first ones (the strength picks)."""
+    from .forward import first_step
+
+    return steps - first_step(steps, picture.inputs["strength"]) if picture else steps
+
+
 # ---------------- request bodies ----------------
 
 class Txt2Img(BaseModel):
@@ -225,6 +281,17 @@ class Txt2Img(BaseModel):
     layout: float = Field(SamplingConfig().layout, ge=0, le=1)
 
 
+class Img2Img(Txt2Img):
+    """A1111's img2img fields: the picture(s), how much to redraw, and the inpainting mask (white = redraw)."""
+
+    init_images: list[str] = Field(..., min_length=1, max_length=MAX_IMAGES)
+    denoising_strength: float = Field(0.75, ge=0, le=1)
+    mask: str | None = Field(None, max_length=MAX_BODY)
+    mask_blur: int = Field(4, ge=0, le=64)
+    inpainting_fill: int = Field(1, ge=0, le=3)  # glassdiff redraws from the picture's latent: A1111's 1 (original)
+    inpainting_mask_invert: int = Field(0, ge=0, le=1)
+
+
 class Generate(BaseModel):
     """glassdiff's own fields, for the page's streaming endpoint and the explainer."""
 
@@ -240,6 +307,9 @@ class Generate(BaseModel):
     layout: float = Field(SamplingConfig().layout, ge=0, le=1)
     model: str | None = Field(None, max_length=200)
     compare: str | None = Field(None, max_length=MAX_PROMPT)
+    init_image: str | None = Field(None, max_length=MAX_BODY)  # base64 or a data: URL: start from this picture
+    strength: float = Field(0.6, ge=0, le=1)
+    mask: str | None = Field(None, max_length=MAX_BODY)  # white = redraw
 
 
 class Options(BaseModel):
@@ -251,21 +321,36 @@ class PngInfo(BaseModel):
     image: str = Field(..., max_length=MAX_BODY)
 
 
-def sampling(body: Generate) -> dict:
+def _size(width: int | None, height: int | None, picture: Picture | None) -> dict:
+    """The size asked for; with a picture and no size, the picture's (as `glassdiff generate --init-image`)."""
+    if picture and width is None and height is None:
+        width, height = picture.size
+    return {"width": width, "height": height}
+
+
+def sampling(body: Generate, picture: Picture | None = None) -> dict:
     from .options import sampling_config
 
     return dataclasses.asdict(sampling_config(dict(
         steps=body.steps, guidance=body.guidance, sampler=body.sampler, seed=body.seed, negative=body.negative,
-        layout=body.layout, width=body.width, height=body.height)))
+        layout=body.layout, **_size(body.width, body.height, picture))))
 
 
-def a1111_sampling(body: Txt2Img) -> dict:
+def a1111_sampling(body: Txt2Img, picture: Picture | None = None) -> dict:
     from .options import sampling_config
 
     sampler = body.sampler_name or body.sampler_index or "DPM++ 2M"
     return dataclasses.asdict(sampling_config(dict(
         steps=body.steps, guidance=body.cfg_scale, sampler=sampler, seed=body.seed, negative=body.negative_prompt,
-        layout=body.layout, width=body.width, height=body.height, batch=body.batch_size)))
+        layout=body.layout, batch=body.batch_size, **_size(body.width, body.height, picture))))
+
+
+def page_picture(body: Generate) -> Picture | None:
+    if body.init_image is None:
+        if body.mask is not None:
+            raise BadInput("mask: a mask needs a picture to redraw; send init_image too")
+        return None
+    return read_picture(body.init_image, body.strength, body.mask)
 
 
 # ---------------- the app ----------------
@@ -355,15 +440,30 @@ def _sdapi(app: FastAPI, worker: Worker):
 
     @app.post(prefix + "/txt2img")
     async def txt2img(body: Txt2Img, request: Request):
-        params = a1111_sampling(body)
-        ignored = sorted(set(body.model_extra or {}) - {"scheduler"})
-        job = Job(steps=params["steps"] * body.n_iter)
+        return await a1111_job(body, request, None, sorted(set(body.model_extra or {}) - {"scheduler"}))
+
+    @app.post(prefix + "/img2img")
+    async def img2img(body: Img2Img, request: Request):
+        """A1111's img2img and inpainting (the mask's white is redrawn; A1111's "original" fill)."""
+        picture = await asyncio.to_thread(read_picture, body.init_images[0], body.denoising_strength, body.mask,
+                                          body.mask_blur, bool(body.inpainting_mask_invert))
+        ignored = set(body.model_extra or {}) - {"scheduler"}
+        ignored |= {"init_images[1:]"} if len(body.init_images) > 1 else set()
+        ignored |= {"inpainting_fill"} if body.mask and body.inpainting_fill != 1 else set()
+        return await a1111_job(body, request, picture, sorted(ignored),
+                               {"denoising_strength": body.denoising_strength})
+
+    async def a1111_job(body: Txt2Img, request: Request, picture: Picture | None, ignored: list[str],
+                        extra_info: dict | None = None):
+        """Run txt2img's or img2img's request: n_iter calls of batch_size images, and A1111's reply."""
+        params = a1111_sampling(body, picture)
+        job = Job(steps=steps_run(params["steps"], picture) * body.n_iter)
 
         def work():
             images, seeds, texts, read = [], [], [], {}
             for iteration in range(body.n_iter):
                 part = {**params, "seed": params["seed"] + iteration * params["batch"]}
-                result = worker.generate(body.prompt, part, None, job)
+                result = worker.generate(body.prompt, part, None, job, picture=picture)
                 read = grounding_payload(result)
                 images += [png_bytes(im, text) for im, text in zip(result.images, result.infotexts)]
                 seeds += result.seeds
@@ -378,8 +478,8 @@ def _sdapi(app: FastAPI, worker: Worker):
             return {"images": [], "parameters": body.model_dump(), "info": json.dumps({"interrupted": True})}
         info = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "seed": seeds[0], "all_seeds": seeds,
                 "steps": params["steps"], "cfg_scale": params["guidance"], "sampler_name": params["sampler"],
-                "width": body.width, "height": body.height, "infotexts": texts, "sd_model_name": worker.model_name,
-                "ignored_fields": ignored, **read}
+                "width": params["width"], "height": params["height"], "infotexts": texts,
+                "sd_model_name": worker.model_name, "ignored_fields": ignored, **read, **(extra_info or {})}
         return {"images": [base64.b64encode(png).decode() for png in images], "parameters": body.model_dump(),
                 "info": json.dumps(info)}
 
@@ -430,16 +530,10 @@ def _sdapi(app: FastAPI, worker: Worker):
 
     @app.post(prefix + "/png-info")
     async def png_info(body: PngInfo):
-        from PIL import Image
-
         from .png import parse_parameters
 
-        data = body.image.split(",", 1)[1] if body.image.startswith("data:") else body.image
-        try:
-            with Image.open(io.BytesIO(base64.b64decode(data, validate=True))) as image:
-                text = image.info.get("parameters") or ""
-        except (ValueError, OSError) as err:
-            raise BadInput(f"image: not a base64 PNG ({err})") from err
+        image, _ = await asyncio.to_thread(decoded_image, body.image, "image")
+        text = image.info.get("parameters") or ""
         parsed = parse_parameters(text) if text else None
         return {"info": text, "items": {"parameters": text} if text else {},
                 "parameters": {"prompt": parsed.prompt, **parsed.params} if parsed else {}}
@@ -474,10 +568,11 @@ def _own(app: FastAPI, worker: Worker):
     @app.post("/glassdiff/generate")
     async def generate(body: Generate, request: Request):
         """Server-sent events: one `step` per step (the image the model expects so far), then `done` or `error`."""
-        params = sampling(body)
+        picture = await asyncio.to_thread(page_picture, body)
+        params = sampling(body, picture)
         worker.admit()
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
-        job = Job(steps=params["steps"])
+        job = Job(steps=steps_run(params["steps"], picture))
 
         def put(item):
             loop.call_soon_threadsafe(events.put_nowait, item)
@@ -488,7 +583,7 @@ def _own(app: FastAPI, worker: Worker):
 
         def work():
             try:
-                result = worker.generate(body.prompt, params, body.model, job, on_step)
+                result = worker.generate(body.prompt, params, body.model, job, on_step, picture)
                 png = png_bytes(result.image, result.infotexts[0])
                 name = worker.save_bytes(png)
                 layout = [{"prompt": r.prompt, "box": list(r.box)} for r in result.layouts[0] or []]
@@ -526,7 +621,8 @@ def _own(app: FastAPI, worker: Worker):
         """The explainer's report (the file `glassdiff explain` writes) for these parameters."""
         from .explain.report import build_report
 
-        params = sampling(body)
+        picture = await asyncio.to_thread(page_picture, body)
+        params = sampling(body, picture)
         params.pop("batch")
         job = Job(steps=0)
 
@@ -534,7 +630,8 @@ def _own(app: FastAPI, worker: Worker):
             pipe = worker.use(body.model)
             # a report runs the prompt, a guidance sweep and maybe a second prompt: about three generations
             worker.check_cost(pipe, {**params, "steps": min(MAX_STEPS, 3 * params["steps"])}, job)
-            return build_report(pipe, body.prompt, params, compare=body.compare or None)[0]
+            return build_report(pipe, body.prompt, params, compare=body.compare or None,
+                                picture=picture.inputs if picture else None)[0]
         return HTMLResponse(await run_job(request, worker, job, work))
 
     @app.get("/glassdiff/history")

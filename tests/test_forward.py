@@ -1,5 +1,7 @@
 """Image-to-image and inpainting: diffusers' pixels on a tiny SD model, and what strength and mask promise."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,61 @@ def test_bad_pictures_and_strengths_are_one_line_and_exit_2(tiny_model_dir, pict
     assert main(["generate", "a red cat", "--model", tiny_model_dir, "-o", "out.png", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "out.png").exists()
+
+
+# ---------------- the forward process, shown (explain --forward, and every image-to-image report) ----------------
+
+def test_explain_forward_shows_the_picture_dissolving_and_where_the_run_starts(tiny_model_dir, picture, tmp_path,
+                                                                             monkeypatch):
+    from glassdiff.cli import main
+    from glassdiff.explain.forward_view import COLUMNS
+
+    monkeypatch.chdir(tmp_path)
+    picture.save("in.png")
+    assert main(["explain", "--forward", "in.png", "--strength", "0.5", "--steps", "10", "--sampler", "ddim",
+                 "--model", tiny_model_dir, "-o", "forward.html"]) == 0
+    page = open("forward.html").read()
+    assert 'id="forward"' in page and 'id="steps"' not in page  # the forward process alone: no model run
+    columns = re.findall(r"t = (\d+)<br>signal ([\d.]+) &middot; noise ([\d.]+)", page)
+    assert len(columns) == COLUMNS + 1 and columns[0][0] == "0" and columns[-1][1] == "0.00"
+    assert all(abs(float(s) ** 2 + float(n) ** 2 - 1) < 0.02 for _, s, n in columns)  # shares of a unit variance
+    assert "skips the first 5 of 10 steps" in page
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "euler", "dpmpp_2m"])
+def test_the_forward_views_start_is_the_runs_first_timestep(tiny_pipe, picture, sampler):
+    from glassdiff.explain.forward_view import start_timestep
+
+    result = tiny_pipe("a red cat", steps=10, sampler=sampler, init_image=picture, strength=0.45, trace=True)
+    scheduler = make_scheduler(sampler, tiny_pipe.scheduler_config)
+    assert start_timestep(scheduler, 10, 0.45) == round(result.trace[0].timestep)
+    assert len(result.trace) == int(10 * 0.45)  # the last 4 of 10 steps
+
+
+def test_an_image_to_image_report_begins_with_the_forward_process(tiny_pipe, picture, half_mask):
+    from glassdiff.explain.report import build_report
+
+    picture_inputs = {"init_image": picture, "strength": 0.7, "mask": half_mask}
+    page, result = build_report(tiny_pipe, "a red cat", dict(steps=6, guidance=4.0, seed=1, sampler="euler"),
+                                picture=picture_inputs)
+    assert page.index('id="forward"') < page.index('id="text"') < page.index('id="steps"')
+    assert "Inpainting:" in page and "the picture, noised (section 0)" in page
+    assert len(result.trace) == 4  # 0.7 of 6 steps
+    plain = tiny_pipe("a red cat", steps=6, guidance=4.0, seed=1, sampler="euler", **picture_inputs)
+    assert np.array_equal(np.asarray(plain.image), np.asarray(result.image))  # the report draws generate's image
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["explain", "--forward", "in.png", "a cat"], "without a prompt"),
+    (["explain", "--forward", "nope.png"], "--forward nope.png: cannot read it"),
+    (["explain", "a cat", "--init-image", "in.png", "--strength", "0"], "no step runs"),
+    (["explain"], "give a PROMPT")])
+def test_explain_with_pictures_refuses_bad_input_in_one_line(tiny_model_dir, picture, tmp_path, monkeypatch, capsys,
+                                                            argv, message):
+    from glassdiff.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    picture.save("in.png")
+    assert main([*argv, "--model", tiny_model_dir, "-o", "r.html"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "r.html").exists()

@@ -165,6 +165,65 @@ def test_bad_sampler_size_and_cost_get_422(server):
         assert response.status_code == 422 and message in response.json()["detail"], response.text
 
 
+# ---------------- image-to-image and inpainting ----------------
+
+@pytest.fixture(scope="module")
+def red_circle(tmp_path_factory):
+    """A render of "a red circle on the left" and a mask of the right half (white: redraw)."""
+    import random
+
+    from glassdiff.world import render, scene_from_spec
+
+    folder = tmp_path_factory.mktemp("pictures")
+    spec = {"include": [{"class": "circle", "count": 1, "color": "red", "cell": "left"}]}
+    render(scene_from_spec(spec, random.Random(0))).save(folder / "in.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    return folder
+
+
+def png_b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_webuiapi_img2img_and_inpainting_draw_the_pixels_of_glassdiff_generate(server, red_circle, tmp_path):
+    import webuiapi
+
+    api = webuiapi.WebUIApi(host="127.0.0.1", port=server.port)
+    picture, mask = Image.open(red_circle / "in.png"), Image.open(red_circle / "mask.png")
+    for mask_image, extra in ((None, []), (mask, ["--mask", str(red_circle / "mask.png")])):
+        result = api.img2img(images=[picture], mask_image=mask_image, mask_blur=0, denoising_strength=0.7,
+                             prompt="a blue star on the right", seed=5, steps=6, cfg_scale=4, sampler_name="Euler",
+                             width=64, height=64)
+        text = result.info["infotexts"][0]
+        assert result.info["denoising_strength"] == 0.7 and "Denoising strength: 0.7, Init image hash: " in text
+        assert ("Mask hash: " in text) == (mask_image is not None)
+        # webuiapi sends inpainting_fill 0 ("fill"); glassdiff redraws from the picture's latent, and says so
+        assert ("inpainting_fill" in result.info["ignored_fields"]) == (mask_image is not None)
+        made = tmp_path / "cli.png"
+        assert main(["generate", "a blue star on the right", "--init-image", str(red_circle / "in.png"),
+                     "--strength", "0.7", *extra, "--seed", "5", "--steps", "6", "--guidance", "4",
+                     "--sampler", "Euler", "-q", "-o", str(made)]) == 0
+        assert np.array_equal(np.asarray(result.images[0]), np.asarray(Image.open(made)))
+
+
+def test_img2img_refuses_bad_pictures_and_strengths_with_422(server):
+    small = png_b64(Image.new("RGB", (64, 64), "red"))
+    for body, message in (({"init_images": ["not an image"]}, "init image: not a base64 image"),
+                          ({"init_images": [small], "mask": base64.b64encode(b"GIF89a").decode()},
+                           "mask: not a base64 image"),
+                          ({"init_images": [png_b64(Image.new("L", (4000, 8)))]}, "over 2048 pixels a side"),
+                          ({"init_images": [small], "denoising_strength": 1.5}, "denoising_strength"),
+                          ({"init_images": []}, "init_images")):
+        response = httpx.post(server.url + "/sdapi/v1/img2img", json={"prompt": "a star", **body}, timeout=30)
+        assert response.status_code == 422 and message in json.dumps(response.json()["detail"]), response.text
+    response = httpx.post(server.url + "/glassdiff/generate", json={"prompt": "a star", "mask": small})
+    assert response.status_code == 422 and "needs a picture" in response.json()["detail"]
+
+
 # ---------------- glassdiff's own endpoints ----------------
 
 def stream_events(server, body, stop_after=None):
@@ -310,6 +369,45 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
     os.makedirs("out", exist_ok=True)
     for name in ("page.png", "explained.png"):
         os.replace(tmp_path / name, os.path.join("out", "server-" + name))
+
+
+def test_the_page_redraws_the_brushed_part_of_a_dropped_picture(server, red_circle, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready=yes]")
+        page.set_input_files("#init-file", str(red_circle / "in.png"))
+        page.wait_for_selector("#picture-tools:not([hidden])")
+        page.fill("#brush", "64")  # a quarter of the picture's width
+        box = page.locator("#mask-canvas").bounding_box()
+        for across in (0.65, 0.8, 0.95):  # three strokes cover the right half
+            page.mouse.move(box["x"] + across * box["width"], box["y"] + 1)
+            page.mouse.down()
+            page.mouse.move(box["x"] + across * box["width"], box["y"] + box["height"] - 1, steps=8)
+            page.mouse.up()
+        assert "Only the painted part" in page.inner_text("#mask-note")
+        page.fill("#prompt", "a blue star on the right")
+        page.fill("#strength", "1")
+        page.fill("#steps", "8")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('final').src.startsWith('data:image/png')", timeout=60000)
+        assert "Denoising strength: 1.0, Init image hash: " in page.inner_text("#parameters")
+        assert "Mask hash: " in page.inner_text("#parameters")
+        final = page.get_attribute("#final", "src").split(",", 1)[1]
+        page.click("#explain")
+        page.wait_for_selector("#explainer:not([hidden])", timeout=120000)
+        assert page.frame_locator("#explainer").locator("#forward").count() == 1
+        page.screenshot(path=str(tmp_path / "img2img.png"), full_page=True)
+        browser.close()
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(final))).convert("RGB"), dtype=int)
+    picture = np.asarray(Image.open(red_circle / "in.png").convert("RGB"), dtype=int)
+    assert np.abs(drawn - picture)[:, :24].mean() < 8  # the unbrushed left is kept (the autoencoder's round trip)
+    assert np.abs(drawn - picture)[:, 40:].mean() > 2 * np.abs(drawn - picture)[:, :24].mean()  # the right redrawn
+    os.makedirs("out", exist_ok=True)
+    os.replace(tmp_path / "img2img.png", os.path.join("out", "server-img2img.png"))
 
 
 # ---------------- generated requests, load, memory ----------------

@@ -28,29 +28,60 @@ def run_explain(args):
     import dataclasses
 
     from ..config import check_prompt
-    from ..options import distinct_outputs, given_sampling, load_pipeline, model_path, sampling_config, \
-        writable_output
+    from ..options import (distinct_outputs, given_sampling, load_pipeline, model_path, picture_inputs, picture_size,
+                           read_picture_args, sampling_config, writable_output)
 
+    if args.forward is not None:
+        return run_forward(args)
+    if args.prompt is None:
+        raise BadInput("give a PROMPT to explain (or --forward PICTURE to see a picture diffused into noise)")
     if args.compare is not None:
         check_prompt(args.compare, "--compare prompt")
     check_prompt(args.prompt)
-    params = dataclasses.asdict(sampling_config(given_sampling(args)))
+    picture = read_picture_args(args.init_image, args.strength, args.mask)
+    params = dataclasses.asdict(sampling_config(picture_size(picture, given_sampling(args))))
     if args.sweep_steps is not None and not 1 <= args.sweep_steps <= params["steps"]:
         raise BadInput(f"--sweep-steps must be between 1 and --steps ({params['steps']}), got {args.sweep_steps}")
     params.pop("batch")
     distinct_outputs([writable_output(path) for path in (args.output, args.gif) if path is not None])
     model_path(args)
-    from ..io import atomic_path
     from .report import build_report
 
     pipe = load_pipeline(args)
     t0 = time.perf_counter()
-    page, result = build_report(pipe, args.prompt, params, compare=args.compare,
-                                sweep_steps=args.sweep_steps)
-    with atomic_path(args.output) as tmp:
-        with open(tmp, "w") as f:
-            f.write(page)
-    print(f"wrote {args.output} ({len(page) / 1e6:.2f} MB, built in {time.perf_counter() - t0:.1f} s)")
+    page, result = build_report(pipe, args.prompt, params, compare=args.compare, sweep_steps=args.sweep_steps,
+                                picture=picture_inputs(picture))
+    write_page(page, args.output, t0)
     if args.gif:
         denoising_gif(pipe, result.trace, args.gif)
         print(f"wrote {args.gif}")
+
+
+def run_forward(args):
+    """`glassdiff explain --forward PICTURE`: the forward process alone (no prompt, no model run)."""
+    import dataclasses
+
+    from ..options import (given_sampling, load_pipeline, model_path, picture_size, read_picture_args,
+                           sampling_config, writable_output)
+
+    if args.prompt is not None or args.init_image is not None or args.mask is not None:
+        raise BadInput("--forward shows a picture diffused, without a prompt: for an image-to-image report give "
+                       "PROMPT --init-image PICTURE instead")
+    picture = read_picture_args(args.forward, args.strength, None, what="--forward")
+    params = dataclasses.asdict(sampling_config(picture_size(picture, given_sampling(args))))
+    writable_output(args.output)
+    model_path(args)
+    from .report import forward_report
+
+    pipe = load_pipeline(args)
+    t0 = time.perf_counter()
+    write_page(forward_report(pipe, picture.image, params, picture.strength), args.output, t0)
+
+
+def write_page(page: str, path: str, started: float):
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(page)
+    print(f"wrote {path} ({len(page) / 1e6:.2f} MB, built in {time.perf_counter() - started:.1f} s)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 
 import numpy as np
 import torch
@@ -81,8 +83,10 @@ def project_to_rgb(reference: torch.Tensor):
     return basis
 
 
-def svg_lines(series: dict, xlabel: str, ylabel: str, xy: bool = False, width: int = 420, height: int = 240) -> str:
-    """An inline SVG line plot: series name -> y values (or (x, y) points when xy)."""
+def svg_lines(series: dict, xlabel: str, ylabel: str, xy: bool = False, width: int = 420, height: int = 240,
+              legend: bool = True) -> str:
+    """An inline SVG line plot: series name -> y values (or (x, y) points when xy), series k in PALETTE[k]; the
+    legend inside the plot's top left (legend=False: the caller writes one)."""
     points = {name: (list(values) if xy else list(enumerate(values))) for name, values in series.items()}
     xs = [p[0] for pts in points.values() for p in pts]
     ys = [p[1] for pts in points.values() for p in pts]
@@ -110,7 +114,9 @@ def svg_lines(series: dict, xlabel: str, ylabel: str, xy: bool = False, width: i
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}"/>' for x, y in pts]
-        parts.append(f'<text x="{left + 8}" y="{24 + 14 * k}" font-size="11" fill="{color}">{html.escape(name)}</text>')
+        if legend:
+            parts.append(f'<text x="{left + 8}" y="{24 + 14 * k}" font-size="11" fill="{color}">'
+                         f'{html.escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -127,3 +133,25 @@ def layout_overlay(image: np.ndarray, boxes: list[tuple[float, float, float, flo
         draw.rectangle((corner, (corner[0] + 14, corner[1] + 15)), fill=color)
         draw.text((corner[0] + 4, corner[1] + 2), str(k + 1), fill="white")
     return big
+
+
+def png_uri(image: Image.Image) -> str:
+    """The image at its own size (the page scales it up, pixelated: smaller files, quicker to build)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)  # fast: the page is built while the user waits
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+PANEL_SIDE = 128  # per-step pictures of larger images are shrunk to this: a report of many steps stays a few MB
+
+
+def panel(image: Image.Image, side: int = PANEL_SIDE) -> Image.Image:
+    """An image for a per-step panel, at most `side` pixels a side."""
+    scale = side / max(image.size)
+    return image if scale >= 1 else image.resize((round(image.width * scale), round(image.height * scale)),
+                                                 Image.BILINEAR)
+
+
+def img_tag(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
+    size = f' width="{width}"' if width else ""
+    return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}"{size}>'

@@ -7,9 +7,7 @@ makes with the same parameters.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 
 import numpy as np
@@ -17,37 +15,17 @@ import torch
 from PIL import Image
 
 from .. import __version__
-from ..config import MAX_GUIDANCE
+from ..config import MAX_GUIDANCE, BadInput
 from ..sampling import StepRecord
-from .pictures import PALETTE, diverging_strip, heatmap, layout_overlay, overlay, project_to_rgb, svg_lines
+from .pictures import (PALETTE, PANEL_SIDE, img_tag, diverging_strip, heatmap, layout_overlay, overlay, panel, png_uri,
+                       project_to_rgb, svg_lines)
+from .forward_view import forward_section
 from .strip import trajectory_strip
 
 REFERENCE_WORDS = ("circle", "ball", "ring", "square", "box", "star", "heart", "red", "crimson", "blue",
                    "helicopter", "left", "above")
 FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "at", "and", "to"}
 GUIDANCE_SWEEP = (0.0, 1.0)  # plus the run's own scale and twice it
-
-
-def png_uri(image: Image.Image) -> str:
-    """The image at its own size (the page scales it up, pixelated: smaller files, quicker to build)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # fast: the page is built while the user waits
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-PANEL_SIDE = 128  # per-step pictures of larger images are shrunk to this: a report of many steps stays a few MB
-
-
-def panel(image: Image.Image, side: int = PANEL_SIDE) -> Image.Image:
-    """An image for a per-step panel, at most `side` pixels a side."""
-    scale = side / max(image.size)
-    return image if scale >= 1 else image.resize((round(image.width * scale), round(image.height * scale)),
-                                                 Image.BILINEAR)
-
-
-def _img(uri: str, alt: str, cls: str = "", width: int | None = None) -> str:
-    size = f' width="{width}"' if width else ""
-    return f'<img src="{uri}" alt="{html.escape(alt)}" class="{cls}"{size}>'
 
 
 def text_section(pipe, prompt: str, words: list[str]) -> str:
@@ -57,8 +35,9 @@ def text_section(pipe, prompt: str, words: list[str]) -> str:
     rows = []
     for i in range(min(shown, len(tokens))):
         kind = "padding" if not mask[i] else ("special" if tokens[i].startswith("[") else "word piece")
+        strip = img_tag(png_uri(diverging_strip(context[i])), "embedding of " + tokens[i], "strip")
         rows.append(f"<tr><td>{i}</td><td><code>{html.escape(tokens[i])}</code></td><td>{kind}</td>"
-                    f"<td>{_img(png_uri(diverging_strip(context[i])), 'embedding of ' + tokens[i], 'strip')}</td></tr>")
+                    f"<td>{strip}</td></tr>")
     content = [w for w in words if w not in FUNCTION_WORDS]
     vocab = list(dict.fromkeys(content + list(REFERENCE_WORDS)))
     vectors = pipe.text_encoder.word_vectors(vocab)
@@ -72,7 +51,7 @@ Each strip below is one token's vector (blue negative, red positive).</p>
 <table class="tokens"><tr><th>#</th><th>token</th><th>kind</th><th>embedding ({context.shape[1]} numbers)</th></tr>
 {table}</table>
 <h3>How close the words sit (cosine similarity of their embeddings)</h3>
-{_img(png_uri(heatmap(similarity, vocab)), 'word similarity heatmap', 'heat')}
+{img_tag(png_uri(heatmap(similarity, vocab)), 'word similarity heatmap', 'heat')}
 </section>"""
 
 
@@ -150,7 +129,7 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
     return panels
 
 
-def steps_section(records, panels) -> str:
+def steps_section(records, panels, from_picture: bool = False) -> str:
     sigmas = [r.sigma for r in records]
     change = [float((r.x_next[:1] - r.x_t[:1]).norm() / r.x_t[:1].norm()) for r in records]
     names = [("x_t", "latent going in (x_t)"), ("eps_cond", "noise predicted with the prompt"),
@@ -161,9 +140,10 @@ def steps_section(records, panels) -> str:
                     f'alt="{label}"><figcaption>{label}'
                     f"</figcaption></figure>" for key, label in names)
     log_sigmas = [float(np.log10(max(s, 1e-6))) for s in sigmas]
+    start = "the picture, noised (section 0)" if from_picture else "seeded noise"
     return f"""
 <section id="steps"><h2>2. The collage machine <small>(UNet + scheduler)</small></h2>
-<p>Starting from seeded noise, at each step the UNet predicts the noise in the latent twice, with the prompt and
+<p>Starting from {start}, at each step the UNet predicts the noise in the latent twice, with the prompt and
 with the empty prompt; guidance mixes the two, and the scheduler subtracts its share. Latents and noise are shown
 as false colour (the latent's channels projected to RGB). Move the slider.</p>
 <div class="slider"><input type="range" id="step" min="0" max="{len(records) - 1}" value="{len(records) - 1}">
@@ -183,7 +163,7 @@ def layout_section(regions, records, final: np.ndarray) -> str:
     before = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
     legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
                      f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
-    picture = _img(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
+    picture = img_tag(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
     why, how = _plan_story(regions)
     return f"""
 <section id="layout"><h2>1b. The layout <small>(regional prompts, for {steps} of {len(records)} steps)</small></h2>
@@ -242,11 +222,11 @@ def sweep_scales(scale: float) -> list[float]:
     return sorted(set(GUIDANCE_SWEEP + (scale, min(2 * scale, MAX_GUIDANCE) if scale > 1 else 8.0)))
 
 
-def guidance_section(pipe, prompt, params, sweep_steps: int) -> str:
+def guidance_section(pipe, prompt, params, sweep_steps: int, picture: dict) -> str:
     """The run's seed at several guidance scales, all in one batched loop (each image runs only the halves it needs)."""
     scales = sweep_scales(params["guidance"])
-    images = pipe([prompt] * len(scales), scales=scales, **{**params, "steps": sweep_steps}).images
-    figures = "".join(f"<figure>{_img(png_uri(image), f'guidance {s}', width=192)}<figcaption>s = {s:g}"
+    images = pipe([prompt] * len(scales), scales=scales, **picture, **{**params, "steps": sweep_steps}).images
+    figures = "".join(f"<figure>{img_tag(png_uri(image), f'guidance {s}', width=192)}<figcaption>s = {s:g}"
                       f"{' (this run)' if s == params['guidance'] else ''}</figcaption></figure>"
                       for s, image in zip(scales, images))
     fewer = (f" To keep the report quick these are sampled with {sweep_steps} steps instead of the run's "
@@ -263,14 +243,14 @@ prediction is used; larger s pushes further in the direction the words point.{fe
 def decoder_section(pipe, latent: torch.Tensor, image: Image.Image) -> str:
     channels = latent[0]
     c, h, w = channels.shape
-    tiles = "".join(f"<figure>{_img(png_uri(_gray(channels[k])), f'channel {k}', width=64)}"
+    tiles = "".join(f"<figure>{img_tag(png_uri(_gray(channels[k])), f'channel {k}', width=64)}"
                     f"<figcaption>ch {k}</figcaption></figure>" for k in range(c))
     return f"""
 <section id="decoder"><h2>5. The color-by-numbers machine <small>(autoencoder decoder)</small></h2>
 <p>The final latent is {c}&times;{h}&times;{w} = {c * h * w:,} numbers; the decoder paints it as a
 {image.width}&times;{image.height}&times;3 = {image.width * image.height * 3:,}-number image
 ({pipe.factor}&times; larger on each side).</p>
-<div class="panels">{tiles}<figure>{_img(png_uri(image), 'final image', width=192)}
+<div class="panels">{tiles}<figure>{img_tag(png_uri(image), 'final image', width=192)}
 <figcaption>the image</figcaption></figure></div>
 </section>"""
 
@@ -341,6 +321,7 @@ button.word{font:inherit;margin:2px;padding:2px 8px;border:1px solid #9ab;border
 button.word.picked{background:#35507a;color:#fff}
 .grounding .bar{display:inline-block;height:0.8em;background:#4a7bd0}.grounding tr.unknown{color:#b03030}
 .grounding tr.carrier,.grounding tr.loose,.grounding tr.joining{color:#777}
+.forward figure{max-width:112px;font-size:11px} .forward figure.start img{outline:3px solid #c0392b}
 .swatch{display:inline-block;width:1.3em;text-align:center;color:white;font-weight:bold;border-radius:3px}
 """
 
@@ -350,12 +331,19 @@ def default_sweep_steps(steps: int) -> int:
     return min(steps, max(4, steps // 5))
 
 
-def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None):
+def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None,
+                 picture: dict | None = None):
     """(html, result) for one run; params are SamplingConfig's fields.
 
     sweep_steps: steps of the guidance sweep's images (default: default_sweep_steps).
+    picture: the pipeline's init_image, strength and mask, to explain an image-to-image run (its forward process
+    comes first; the sweep and the comparison start from the same picture).
     """
-    result = pipe(prompt, trace=True, attention=True, **params)
+    picture = picture or {}
+    if picture and picture["strength"] == 0:
+        raise BadInput("at strength 0 no step runs, so there is nothing to explain; explain --forward PICTURE shows "
+                       "the picture diffused into noise")
+    result = pipe(prompt, trace=True, attention=True, **picture, **params)
     records, attention = result.trace, result.attention
     words = [w for w, _ in attention.word_maps()]
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()  # once, for all panels
@@ -363,19 +351,33 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sw
     final = np.asarray(result.image)
     body = [text_section(pipe, prompt, words), grounding_section(result.groundings[0], result.read_as[0]),
             layout_section(result.layouts[0], records, final),
-            steps_section(records, panels), words_section(final, attention, panels),
-            guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"])),
+            steps_section(records, panels, from_picture=bool(picture)), words_section(final, attention, panels),
+            guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"]), picture),
             decoder_section(pipe, result.latents, result.image)]
+    if picture:
+        body.insert(0, forward_section(pipe, picture["init_image"], params, picture["strength"], picture.get("mask")))
     if compare:
-        other = pipe(compare, trace=True, **params)
+        other = pipe(compare, trace=True, **picture, **params)
         body.append(compare_section(records, other.trace, prompt, compare))
-    strip = trajectory_strip(pipe, records, x0_images=x0_images, max_side=PANEL_SIDE)
-    body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From pure noise on the left to the '
+    strip = trajectory_strip(pipe, records, x0_images=x0_images, max_side=PANEL_SIDE,
+                             start_label="picture, noised" if picture else "noise x_T")
+    start = "the picture noised to the strength's timestep" if picture else "pure noise"
+    body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From {start} on the left to the '
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
-                f'{_img(png_uri(strip), "trajectory strip", "trajectory")}</section>')
+                f'{img_tag(png_uri(strip), "trajectory strip", "trajectory")}</section>')
     head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(result.infotexts[0])}</p>"
-            f'{_img(png_uri(result.image), "final image", width=256)}')
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>glassdiff: {html.escape(prompt)}</title>"
+            f'{img_tag(png_uri(result.image), "final image", width=256)}')
+    return page(prompt, head, body, SCRIPT % json.dumps(panels)), result
+
+
+def page(title: str, head: str, sections: list[str], script: str = "") -> str:
+    """One self-contained HTML file."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>glassdiff: {html.escape(title)}</title>"
             f"<meta name='generator' content='glassdiff {__version__}'><style>{STYLE}</style></head><body>"
-            f"{head}{''.join(body)}<script>{SCRIPT % json.dumps(panels)}</script></body></html>")
-    return page, result
+            f"{head}{''.join(sections)}<script>{script}</script></body></html>")
+
+
+def forward_report(pipe, picture: Image.Image, params: dict, strength: float) -> str:
+    """`glassdiff explain --forward`: a page holding only the forward process."""
+    title = "How a picture dissolves into noise"
+    return page(title, f"<h1>{title}</h1>", [forward_section(pipe, picture, params, strength)])

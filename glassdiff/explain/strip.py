@@ -17,7 +17,8 @@ def pick_steps(n_steps: int, columns: int) -> list[int]:
 
 
 def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: int = 2,
-                     x0_images: np.ndarray | None = None, image: int = 0, max_side: int = 256) -> Image.Image:
+                     x0_images: np.ndarray | None = None, image: int = 0, max_side: int = 256,
+                     start_label: str = "noise x_T") -> Image.Image:
     """One row: decoded x_T, then decoded x0_pred at evenly spaced steps, each labelled step/timestep, of the
     batch's image number `image`; each cell at most max_side pixels (large images are shrunk, small ones enlarged
     pixel by pixel).
@@ -32,7 +33,7 @@ def trajectory_strip(pipe, records: list[StepRecord], columns: int = 8, scale: i
     else:
         steps = [x0_images[i] for i in chosen]
     pixels = [noise[0]] + steps
-    labels = ["noise x_T"] + [f"step {i + 1}/{len(records)}\nt={records[i].timestep:.0f}" for i in chosen]
+    labels = [start_label] + [f"step {i + 1}/{len(records)}\nt={records[i].timestep:.0f}" for i in chosen]
     size = min(pixels[0].shape[0] * scale, max_side)
     resample = Image.NEAREST if size >= pixels[0].shape[0] else Image.BILINEAR
     cell = max(size, 84)
