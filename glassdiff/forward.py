@@ -5,7 +5,8 @@ Image-to-image: the user's picture is encoded by the autoencoder, noised to the 
 text-to-image from the same seed (pure noise; without a mask the picture is not read); strength 0 returns the
 picture round-tripped through the autoencoder. The picture's latent is the autoencoder's mean for glassdiff's own
 models (their denoisers learned means) and a sample of its posterior for Stable Diffusion's (as diffusers draws
-it). Each image's generator draws, in diffusers' order, that sample, then the noise, then the samplers' own noise.
+it). Each image's generator draws, in diffusers' order, that sample, then the noise (with a mask, one more sample,
+as diffusers' inpainting encodes the masked picture), then the samplers' own noise.
 
 Inpainting with any model (diffusers' StableDiffusionInpaintPipeline for a 4-channel UNet, A1111's "original"
 fill): after every step, the latent outside the mask (white = repaint) is replaced by the picture's latent noised to

@@ -248,6 +248,10 @@ class Pipeline:
                                    strength, sample=self.text_encoder.kind == "clip")  # SD learned samples
         begin = {"start": start.index, "x_start": start.x_start}
         if mask is not None:
+            # diffusers' inpainting also encodes the masked picture, drawing one more sample from each generator
+            # before the loop: drawn and dropped here, so a stochastic sampler's noise is diffusers' too
+            for g in generators:
+                torch.randn((1, *start.latents.shape[1:]), generator=g)
             begin["after_step"] = forward.keep_outside(scheduler, start, forward.mask_tensor(mask, *size, latent_size))
         return start.latents, generators, begin
 

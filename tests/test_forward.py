@@ -55,8 +55,8 @@ def test_image_to_image_draws_diffusers_pixels(sd_dir, picture, sampler):
     assert np.abs(np.asarray(ours, dtype=int) - theirs).max() <= 1
 
 
-@pytest.mark.parametrize("sampler, strength", [("ddim", 0.8), ("euler", 0.8), ("dpmpp_2m", 0.8), ("lms", 0.8),
-                                               ("dpmpp_2m", 1.0)])
+@pytest.mark.parametrize("sampler, strength", [("ddim", 0.8), ("euler", 0.8), ("euler_a", 0.8), ("dpmpp_2m", 0.8),
+                                               ("lms", 0.8), ("dpmpp_2m", 1.0), ("euler_a", 1.0)])
 def test_inpainting_draws_diffusers_pixels(sd_dir, picture, half_mask, sampler, strength):
     ours = Pipeline.load(sd_dir)("a red cat", seed=3, steps=6, sampler=sampler, guidance=5.0, layout=0,
                                  init_image=picture, strength=strength, mask=half_mask).image
