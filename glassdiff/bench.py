@@ -148,13 +148,13 @@ def time_report(repeats: int = 5, steps: int = 20) -> dict:
     from .explain.report import build_report
 
     pipe, what = _pipeline()
-    prompt, params = "a red star in the top left", dict(steps=steps, guidance=4.0, sampler="dpmpp_2m", seed=0)
+    prompt, cfg = "a red star in the top left", SamplingConfig(steps=steps, guidance=4.0, sampler="dpmpp_2m", seed=0)
     pages = []
 
     def report():
-        pages.append(build_report(pipe, prompt, params)[0])
+        pages.append(build_report(pipe, prompt, cfg)[0])
 
-    medians = _interleaved({"generation": lambda: pipe(prompt, **params), "report": report}, repeats)
+    medians = _interleaved({"generation": lambda: pipe(prompt, cfg), "report": report}, repeats)
     generation_s, report_s = medians["generation"], medians["report"]
     return {"name": "explainer report against the generation alone", "model": what, "steps": steps,
             "generation_s": generation_s, "report_s": report_s, "ratio": report_s / generation_s,

@@ -130,9 +130,8 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             part = dataclasses.replace(cfg, seed=cfg.seed + start, batch=min(chunk, cfg.batch - start))
             if bar and chunk < cfg.batch:
                 bar.describe(f"images {start + 1}-{start + part.batch} of {cfg.batch}")
-            result = pipe(request.prompt, trace=bool(args.trajectory) and start == 0,
-                          observers=(bar,) if bar else (), **picture_inputs(request.picture),
-                          **dataclasses.asdict(part))
+            result = pipe(request.prompt, part, trace=bool(args.trajectory) and start == 0,
+                          observers=(bar,) if bar else (), **picture_inputs(request.picture))
             if start == 0:
                 _say_layout(result, say)
                 keep = request.keep or 0
@@ -165,10 +164,10 @@ def _say_layout(result, say):
     grounding = result.groundings[0]
     if grounding is not None and result.read_as[0] != grounding.prompt:
         say(f"read as {grounding.summary()}; --layout 0 draws your words as written")
-    if result.layouts[0]:
-        regions = " | ".join(region.prompt for region in result.layouts[0])
-        first, last = result.params.layout_start + 1, result.params.layout_start + result.params.layout_steps
-        say(f"layout: {regions} (steps {first}-{last} of {result.params.steps}; --layout 0 draws the prompt as it is)")
+    if result.plans[0]:
+        regions = " | ".join(region.prompt for region in result.plans[0])
+        first, last = result.config.layout_start + 1, result.config.layout_start + result.config.layout_steps
+        say(f"layout: {regions} (steps {first}-{last} of {result.config.steps}; --layout 0 draws the prompt as it is)")
 
 
 def _say(to_stderr: bool):

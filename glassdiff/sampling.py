@@ -53,7 +53,7 @@ class StepRecord:
     eps: torch.Tensor  # guided
     x0_pred: torch.Tensor
     x_next: torch.Tensor
-    layout: bool = False  # eps_cond came from the regions' prompts, not the whole prompt
+    regional: bool = False  # eps_cond came from the regions' prompts, not the whole prompt
 
 
 class Observer(Protocol):
@@ -239,16 +239,16 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, *, context: torch.T
     generators = [g if isinstance(g, torch.Generator) else seeded_generator(g) for g in generators]
     whole = _Rows(context, uncond_context, scales, generators)
     drawn = regions is not None and regions.steps and any(s != 0 for s in scales)  # guidance 0 reads no prompt
-    layout = regions if drawn else None  # None: the whole prompt on every step
+    plan = regions if drawn else None  # None: the whole prompt on every step
     rows, x_t = whole, x_T * scheduler.init_noise_sigma if x_start is None else x_start
     branches = Branches(scales, images)
     takes_generator = _takes_generator(scheduler)
     for i, t in enumerate(scheduler.timesteps[start:], start):
-        if layout and i == layout.start:  # a canvas per region
-            rows, x_t = layout.rows(whole), layout.split(x_t, scheduler)
+        if plan and i == plan.start:  # a canvas per region
+            rows, x_t = plan.rows(whole), plan.split(x_t, scheduler)
             branches = Branches(rows.scales, len(x_t))
-        elif layout and i == layout.start + layout.steps:  # the collage, and the whole prompt from here
-            rows, x_t = whole, layout.paste(x_t, images, scheduler)
+        elif plan and i == plan.start + plan.steps:  # the collage, and the whole prompt from here
+            rows, x_t = whole, plan.paste(x_t, images, scheduler)
             branches = Branches(scales, images)
         # 1. the model sees the variance-preserving latent, empty prompt and prompt in one batch
         x_in = scheduler.scale_model_input(x_t, t)
@@ -263,11 +263,11 @@ def sample(denoise: DenoiseFn, scheduler, x_T: torch.Tensor, *, context: torch.T
             x_next = after_step(i, x_next)
         if observers:
             regional = rows is not whole
-            view = functools.partial(layout.paste, images=images) if regional else (lambda out: out)
+            view = functools.partial(plan.paste, images=images) if regional else (lambda out: out)
             _notify(observers, i, steps, t, scheduler, *map(view, (x_t, x_in, out_cond, out_uncond, out_guided,
                                                                   x_next)), prediction_type, regional)
         x_t = x_next
-    return layout.paste(x_t, images) if rows is not whole else x_t  # a layout to the last step: still canvases
+    return plan.paste(x_t, images) if rows is not whole else x_t  # a layout to the last step: still canvases
 
 
 def _takes_generator(scheduler) -> bool:
@@ -285,7 +285,7 @@ def _notify(observers, i, steps, t, scheduler, x_t, x_in, out_cond, out_uncond, 
     record = StepRecord(index=i, steps=steps, timestep=float(t), alpha_bar=alpha_bar,
                         sigma=((1 - alpha_bar) / alpha_bar) ** 0.5, x_t=x_t.clone(), eps_cond=eps_of(out_cond),
                         eps_uncond=eps_of(out_uncond), eps=eps.clone(), x0_pred=x0_pred, x_next=x_next.clone(),
-                        layout=regional)
+                        regional=regional)
     for observe in observers:
         observe(record)
 

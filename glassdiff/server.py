@@ -137,25 +137,24 @@ class Worker:
 
     # ---------- generation ----------
 
-    def generate(self, prompt: str, params: dict, model: str | None, job: Job, on_step=None,
+    def generate(self, prompt: str, cfg: SamplingConfig, model: str | None, job: Job, on_step=None,
                  picture: Picture | None = None):
         """Images and their parameters texts for one call of the pipeline, honouring the job's cancel flag (on the
         CPU's thread); a picture starts it from an image (its fields end each parameters text)."""
         pipe = self.use(model)
-        self.check_cost(pipe, params, job)
+        self.check_cost(pipe, cfg, job)
         self.job = job
         try:
-            result = pipe(prompt, observers=(self._observer(pipe, job, on_step),), **(picture.inputs if picture
-                                                                                       else {}), **params)
+            result = pipe(prompt, cfg, observers=(self._observer(pipe, job, on_step),),
+                          **(picture.inputs if picture else {}))
         finally:
             self.job = None
         if picture:
             result.infotexts[:] = [f"{text}, {picture.fields}" for text in result.infotexts]
         return result
 
-    def check_cost(self, pipe, params: dict, job: Job):
+    def check_cost(self, pipe, cfg: SamplingConfig, job: Job):
         """Refuse a request estimated to run past --max-seconds (the whole job: every call of it)."""
-        cfg = SamplingConfig(**params)
         height, width = pipe.size(cfg)
         seconds = pipe.image_seconds(cfg, height, width) * cfg.batch * max(1, job.steps // cfg.steps)
         if seconds > self.max_seconds:
@@ -328,21 +327,21 @@ def _size(width: int | None, height: int | None, picture: Picture | None) -> dic
     return {"width": width, "height": height}
 
 
-def sampling(body: Generate, picture: Picture | None = None) -> dict:
+def sampling(body: Generate, picture: Picture | None = None) -> SamplingConfig:
     from .options import sampling_config
 
-    return dataclasses.asdict(sampling_config(dict(
+    return sampling_config(dict(
         steps=body.steps, guidance=body.guidance, sampler=body.sampler, seed=body.seed, negative=body.negative,
-        layout=body.layout, **_size(body.width, body.height, picture))))
+        layout=body.layout, **_size(body.width, body.height, picture)))
 
 
-def a1111_sampling(body: Txt2Img, picture: Picture | None = None) -> dict:
+def a1111_sampling(body: Txt2Img, picture: Picture | None = None) -> SamplingConfig:
     from .options import sampling_config
 
     sampler = body.sampler_name or body.sampler_index or "DPM++ 2M"
-    return dataclasses.asdict(sampling_config(dict(
+    return sampling_config(dict(
         steps=body.steps, guidance=body.cfg_scale, sampler=sampler, seed=body.seed, negative=body.negative_prompt,
-        layout=body.layout, batch=body.batch_size, **_size(body.width, body.height, picture))))
+        layout=body.layout, batch=body.batch_size, **_size(body.width, body.height, picture)))
 
 
 def page_picture(body: Generate) -> Picture | None:
@@ -456,13 +455,13 @@ def _sdapi(app: FastAPI, worker: Worker):
     async def a1111_job(body: Txt2Img, request: Request, picture: Picture | None, ignored: list[str],
                         extra_info: dict | None = None):
         """Run txt2img's or img2img's request: n_iter calls of batch_size images, and A1111's reply."""
-        params = a1111_sampling(body, picture)
-        job = Job(steps=steps_run(params["steps"], picture) * body.n_iter)
+        cfg = a1111_sampling(body, picture)
+        job = Job(steps=steps_run(cfg.steps, picture) * body.n_iter)
 
         def work():
             images, seeds, texts, read = [], [], [], {}
             for iteration in range(body.n_iter):
-                part = {**params, "seed": params["seed"] + iteration * params["batch"]}
+                part = dataclasses.replace(cfg, seed=cfg.seed + iteration * cfg.batch)
                 result = worker.generate(body.prompt, part, None, job, picture=picture)
                 read = grounding_payload(result)
                 images += [png_bytes(im, text) for im, text in zip(result.images, result.infotexts)]
@@ -477,8 +476,8 @@ def _sdapi(app: FastAPI, worker: Worker):
         except Cancelled:
             return {"images": [], "parameters": body.model_dump(), "info": json.dumps({"interrupted": True})}
         info = {"prompt": body.prompt, "negative_prompt": body.negative_prompt, "seed": seeds[0], "all_seeds": seeds,
-                "steps": params["steps"], "cfg_scale": params["guidance"], "sampler_name": params["sampler"],
-                "width": params["width"], "height": params["height"], "infotexts": texts,
+                "steps": cfg.steps, "cfg_scale": cfg.guidance, "sampler_name": cfg.sampler,
+                "width": cfg.width, "height": cfg.height, "infotexts": texts,
                 "sd_model_name": worker.model_name, "ignored_fields": ignored, **read, **(extra_info or {})}
         return {"images": [base64.b64encode(png).decode() for png in images], "parameters": body.model_dump(),
                 "info": json.dumps(info)}
@@ -569,10 +568,10 @@ def _own(app: FastAPI, worker: Worker):
     async def generate(body: Generate, request: Request):
         """Server-sent events: one `step` per step (the image the model expects so far), then `done` or `error`."""
         picture = await asyncio.to_thread(page_picture, body)
-        params = sampling(body, picture)
+        cfg = sampling(body, picture)
         worker.admit()
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
-        job = Job(steps=steps_run(params["steps"], picture))
+        job = Job(steps=steps_run(cfg.steps, picture))
 
         def put(item):
             loop.call_soon_threadsafe(events.put_nowait, item)
@@ -583,13 +582,13 @@ def _own(app: FastAPI, worker: Worker):
 
         def work():
             try:
-                result = worker.generate(body.prompt, params, body.model, job, on_step, picture)
+                result = worker.generate(body.prompt, cfg, body.model, job, on_step, picture)
                 png = png_bytes(result.image, result.infotexts[0])
                 name = worker.save_bytes(png)
-                layout = [{"prompt": r.prompt, "box": list(r.box)} for r in result.layouts[0] or []]
+                regions = [{"prompt": r.prompt, "box": list(r.box)} for r in result.plans[0] or []]
                 put(("done", {"image": "data:image/png;base64," + base64.b64encode(png).decode(),
                                      "name": name, "parameters": result.infotexts[0], "seed": result.seeds[0],
-                                     "seconds": time.perf_counter() - job.started, "layout": layout,
+                                     "seconds": time.perf_counter() - job.started, "regions": regions,
                                      **grounding_payload(result)}))
             except Cancelled:
                 put(("cancelled", {}))
@@ -622,15 +621,14 @@ def _own(app: FastAPI, worker: Worker):
         from .explain.report import build_report
 
         picture = await asyncio.to_thread(page_picture, body)
-        params = sampling(body, picture)
-        params.pop("batch")
+        cfg = sampling(body, picture)
         job = Job(steps=0)
 
         def work():
             pipe = worker.use(body.model)
             # a report runs the prompt, a guidance sweep and maybe a second prompt: about three generations
-            worker.check_cost(pipe, {**params, "steps": min(MAX_STEPS, 3 * params["steps"])}, job)
-            return build_report(pipe, body.prompt, params, compare=body.compare or None,
+            worker.check_cost(pipe, dataclasses.replace(cfg, steps=min(MAX_STEPS, 3 * cfg.steps)), job)
+            return build_report(pipe, body.prompt, cfg, compare=body.compare or None,
                                 picture=picture.inputs if picture else None)[0]
         return HTMLResponse(await run_job(request, worker, job, work))
 

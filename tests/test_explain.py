@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from glassdiff.cli import main
+from glassdiff.config import SamplingConfig
 from glassdiff.explain.report import build_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -14,8 +15,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def report(tiny_pipe, tmp_path_factory):
-    page, result = build_report(tiny_pipe, "a red star in the top left",
-                                dict(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m"), compare="a blue circle")
+    cfg = SamplingConfig(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m")
+    page, result = build_report(tiny_pipe, "a red star in the top left", cfg, compare="a blue circle")
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(page)
     return path, page, result
@@ -34,16 +35,16 @@ def test_report_is_self_contained_and_has_every_section(report):
 
 @pytest.mark.parametrize("layout", [0.33, 0.0])
 def test_report_shows_the_regions_of_a_planned_prompt(tiny_pipe, layout):
-    params = dict(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m", layout=layout)
-    page, result = build_report(tiny_pipe, "a star left of a heart", params, sweep_steps=4)
+    cfg = SamplingConfig(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m", layout=layout)
+    page, result = build_report(tiny_pipe, "a star left of a heart", cfg, sweep_steps=4)
     assert ('id="layout"' in page) == (layout > 0)
     assert ("<code>a medium star on the left</code>" in page and "<code>a medium heart on the right</code>" in page
             and "for 2 of 6 steps" in page) == (layout > 0)
-    assert tiny_pipe("a star left of a heart", **params).latents.equal(result.latents)
+    assert tiny_pipe("a star left of a heart", cfg).latents.equal(result.latents)
 
 
 def test_report_says_why_a_lone_object_with_no_colour_was_planned(tiny_pipe):
-    page, _ = build_report(tiny_pipe, "a star", dict(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m"))
+    page, _ = build_report(tiny_pipe, "a star", SamplingConfig(steps=6, guidance=4.0, seed=1, sampler="dpmpp_2m"))
     assert "names one object and no colour" in page and "<code>a medium star in the center</code>" in page
     assert "that prompt steered the image instead" in page and "pieces pasted" not in page
     assert "names two objects" not in page

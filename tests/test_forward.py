@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from glassdiff.autoencoder import encode
+from glassdiff.config import SamplingConfig
 from glassdiff.pipeline import Pipeline
 from glassdiff.schedulers import make_scheduler
 
@@ -172,12 +173,12 @@ def test_an_image_to_image_report_begins_with_the_forward_process(tiny_pipe, pic
     from glassdiff.explain.report import build_report
 
     picture_inputs = {"init_image": picture, "strength": 0.7, "mask": half_mask}
-    page, result = build_report(tiny_pipe, "a red cat", dict(steps=6, guidance=4.0, seed=1, sampler="euler"),
-                                picture=picture_inputs)
+    cfg = SamplingConfig(steps=6, guidance=4.0, seed=1, sampler="euler")
+    page, result = build_report(tiny_pipe, "a red cat", cfg, picture=picture_inputs)
     assert page.index('id="forward"') < page.index('id="text"') < page.index('id="steps"')
     assert "Inpainting:" in page and "the picture, noised (section 0)" in page
     assert len(result.trace) == 4  # 0.7 of 6 steps
-    plain = tiny_pipe("a red cat", steps=6, guidance=4.0, seed=1, sampler="euler", **picture_inputs)
+    plain = tiny_pipe("a red cat", cfg, **picture_inputs)
     assert np.array_equal(np.asarray(plain.image), np.asarray(result.image))  # the report draws generate's image
 
 

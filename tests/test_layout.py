@@ -99,7 +99,7 @@ def test_each_region_draws_what_its_prompt_alone_would_there(sampler):
     for name, context in (("left", left), ("right", right)):
         alone[name] = TrajectoryRecorder()
         run(context, observers=(alone[name],))
-    assert [r.layout for r in recorder.records] == [True, True, False, False, False]
+    assert [r.regional for r in recorder.records] == [True, True, False, False, False]
     collage = torch.cat([alone["left"].records[1].x_next[..., :3], alone["right"].records[1].x_next[..., 3:]], -1)
     torch.testing.assert_close(recorder.records[1].x_next, collage)
     assert not torch.allclose(partly, drawn) and not torch.allclose(partly, run(left))
@@ -108,14 +108,14 @@ def test_each_region_draws_what_its_prompt_alone_would_there(sampler):
     recorder = TrajectoryRecorder()
     same = Regions(torch.cat([left, left]), regions.owner, region_masks, steps=2, start=1)
     torch.testing.assert_close(run(left, same, (recorder,)), run(left))
-    assert [r.layout for r in recorder.records] == [False, True, True, False, False]
+    assert [r.regional for r in recorder.records] == [False, True, True, False, False]
 
 
 def test_pipeline_plans_the_prompts_the_planner_reads_and_draws_the_others_as_they_are(tiny_pipe):
     two, one = "a star left of a heart", "a red circle"
     with_layout = tiny_pipe([two, one], seed=1, batch=2, steps=3)
     without = tiny_pipe([two, one], seed=1, batch=2, steps=3, layout=0.0)
-    assert with_layout.layouts[0] == plan(two) and with_layout.layouts[1] is None and without.layouts == [None, None]
+    assert with_layout.plans[0] == plan(two) and with_layout.plans[1] is None and without.plans == [None, None]
     assert not torch.allclose(with_layout.latents[:2], without.latents[:2])
     torch.testing.assert_close(with_layout.latents[2:], without.latents[2:], atol=1e-5, rtol=1e-5)
     assert "Layout: 0.33," in with_layout.infotexts[0] and "Layout: 0.0," in without.infotexts[0]
@@ -123,7 +123,7 @@ def test_pipeline_plans_the_prompts_the_planner_reads_and_draws_the_others_as_th
 
 def test_guidance_zero_runs_no_region_prompts(tiny_pipe):
     result = tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0, trace=True)
-    assert all(r.eps_cond is None and not r.layout for r in result.trace) and result.layouts == [None]
+    assert all(r.eps_cond is None and not r.regional for r in result.trace) and result.plans == [None]
     assert torch.equal(result.latents, tiny_pipe("a star left of a heart", seed=1, steps=3, guidance=0.0,
                                                  layout=0.0).latents)
 

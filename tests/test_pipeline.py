@@ -174,3 +174,16 @@ def test_adding_coordinate_inputs_keeps_what_the_unet_computes(tiny_pipe, coordi
         # the widened conv_in may get another oneDNN kernel: equal up to float rounding
         torch.testing.assert_close(Denoiser(widened)(x, t, context), before, rtol=0, atol=1e-5)
         assert not torch.allclose(Denoiser(coordinate_pipe.unet)(x, t, context), before)
+
+
+def test_the_sampling_config_flows_into_the_pipeline_and_names_override_it(tiny_pipe):
+    import dataclasses
+
+    from glassdiff.config import SamplingConfig
+
+    cfg = SamplingConfig(steps=4, guidance=3.0, seed=7, sampler="euler", layout=0.0)
+    by_object = tiny_pipe("a red star", cfg)
+    assert by_object.config == cfg
+    assert by_object.latents.equal(tiny_pipe("a red star", **dataclasses.asdict(cfg)).latents)
+    fewer = tiny_pipe("a red star", cfg, steps=3)
+    assert fewer.config == dataclasses.replace(cfg, steps=3) and not fewer.latents.equal(by_object.latents)

@@ -247,7 +247,7 @@ def test_the_stream_sends_every_step_then_the_image(server):
     assert kinds == ["step"] * 5 + ["done"]
     assert [data["step"] for _, data in events[:-1]] == [1, 2, 3, 4, 5]
     done = events[-1][1]
-    assert len(done["layout"]) == 3 and done["parameters"].startswith("three stars\nSteps: 5,")
+    assert len(done["regions"]) == 3 and done["parameters"].startswith("three stars\nSteps: 5,")
     saved = httpx.get(server.url + "/glassdiff/outputs/" + done["name"]).content
     assert saved == base64.b64decode(done["image"].split(",", 1)[1])
     assert httpx.get(server.url + "/glassdiff/outputs/..%2F..%2Fetc%2Fpasswd").status_code == 404
@@ -258,7 +258,7 @@ def test_the_stream_sends_every_step_then_the_image(server):
 def test_the_server_says_what_the_words_were_read_as_and_which_it_lacks(server):
     done = stream_events(server, {"prompt": "a cobalt orb beneath a tile", "steps": 2})[-1][1]
     assert done["read_as"] == "a blue circle below a square" and done["unknown_words"] == []
-    assert [region["prompt"] for region in done["layout"]] == ["a medium blue circle at the bottom",
+    assert [region["prompt"] for region in done["regions"]] == ["a medium blue circle at the bottom",
                                                                "a medium square at the top"]
     reply = httpx.post(server.url + "/sdapi/v1/txt2img", json={"prompt": "a helicopter", "steps": 2}, timeout=60)
     info = json.loads(reply.json()["info"])

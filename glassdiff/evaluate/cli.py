@@ -63,8 +63,8 @@ def write_geneval_folder(folder: str, judged: list[tuple[dict, list[Image.Image]
             image.save(os.path.join(samples, f"{k:05d}.png"))
 
 
-def generate_for(pipe, specs: list[dict], per_prompt: int, args, chunk: int = 16):
-    """[(spec, images, [])] generated with seeds seed..seed+K-1 for every prompt, several prompts per batch."""
+def generate_for(pipe, specs: list[dict], cfg, chunk: int = 16):
+    """[(spec, images, [])] generated with seeds seed..seed+batch-1 for every prompt, several prompts per call."""
     import warnings
 
     from tqdm import tqdm
@@ -76,10 +76,9 @@ def generate_for(pipe, specs: list[dict], per_prompt: int, args, chunk: int = 16
         group = specs[i:i + chunk]
         with warnings.catch_warnings():  # one line for the whole set below, not one per prompt
             warnings.simplefilter("ignore", Notice)
-            result = pipe([s["prompt"] for s in group], seed=args.seed, batch=per_prompt, steps=args.steps,
-                          guidance=args.guidance, sampler=args.sampler, layout=args.layout)
+            result = pipe([s["prompt"] for s in group], cfg)
         for j, spec in enumerate(group):
-            out.append((spec, result.images[j * per_prompt:(j + 1) * per_prompt], []))
+            out.append((spec, result.images[j * cfg.batch:(j + 1) * cfg.batch], []))
         reworded += sum(read != spec["prompt"] for read, spec in zip(result.read_as, group))
         unknown += sum(bool(g and g.unknown) for g in result.groundings)
     if reworded or unknown:
@@ -140,7 +139,9 @@ def contact_sheet(verdicts, path: str, n_fail: int = 40, n_pass: int = 24):
 
 
 def run_eval(args):
-    from ..options import load_pipeline, writable_output
+    import dataclasses
+
+    from ..options import load_pipeline, sampling_config, writable_output
     from .validate import validate
 
     for path in (args.json, args.sheet):
@@ -148,6 +149,8 @@ def run_eval(args):
             writable_output(path)
     if args.images_per_prompt < 1:
         raise BadInput("--images-per-prompt must be at least 1")
+    cfg = sampling_config(dict(steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed,
+                               layout=args.layout, batch=args.images_per_prompt))
     if args.images:
         sets = {os.path.basename(os.path.normpath(args.images)): read_geneval_folder(args.images)}
         model_hash = None
@@ -156,7 +159,7 @@ def run_eval(args):
         prompt_sets = {os.path.splitext(os.path.basename(n))[0]: load_prompts(n) for n in names}
         pipe = load_pipeline(args)
         model_hash = pipe.model_hash
-        sets = {name: generate_for(pipe, specs, args.images_per_prompt, args) for name, specs in prompt_sets.items()}
+        sets = {name: generate_for(pipe, specs, cfg) for name, specs in prompt_sets.items()}
         if args.save_images:
             for name, judged in sets.items():
                 write_geneval_folder(os.path.join(args.save_images, name), judged)
@@ -174,8 +177,7 @@ def run_eval(args):
         from ..io import atomic_path
 
         payload = {"model_hash": model_hash, "images_per_prompt": args.images_per_prompt,
-                   "sampling": {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler,
-                                "seed": args.seed, "layout": args.layout},
+                   "sampling": dataclasses.asdict(cfg),
                    "sets": {n: {k: v for k, v in r.items() if k != "verdicts"} for n, r in reports.items()},
                    "detector_validation": detector}
         with atomic_path(args.json) as tmp:

@@ -50,7 +50,7 @@ class AttentionRecorder:
 
     def on_step(self, record) -> None:
         height, width = record.x_t.shape[-2:]
-        if record.eps_cond is None or record.layout:
+        if record.eps_cond is None or record.regional:
             # guidance 0: the prompt is never read, so no word steers anything; a layout step reads the regions'
             # prompts, not this one
             self.pending.clear()

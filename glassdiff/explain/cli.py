@@ -25,7 +25,6 @@ def denoising_gif(pipe, records, path: str, scale: int = 4):
 
 
 def run_explain(args):
-    import dataclasses
 
     from ..config import check_prompt
     from ..options import (distinct_outputs, given_sampling, load_pipeline, model_path, picture_inputs, picture_size,
@@ -39,17 +38,16 @@ def run_explain(args):
         check_prompt(args.compare, "--compare prompt")
     check_prompt(args.prompt)
     picture = read_picture_args(args.init_image, args.strength, args.mask)
-    params = dataclasses.asdict(sampling_config(picture_size(picture, given_sampling(args))))
-    if args.sweep_steps is not None and not 1 <= args.sweep_steps <= params["steps"]:
-        raise BadInput(f"--sweep-steps must be between 1 and --steps ({params['steps']}), got {args.sweep_steps}")
-    params.pop("batch")
+    cfg = sampling_config(picture_size(picture, given_sampling(args)))
+    if args.sweep_steps is not None and not 1 <= args.sweep_steps <= cfg.steps:
+        raise BadInput(f"--sweep-steps must be between 1 and --steps ({cfg.steps}), got {args.sweep_steps}")
     distinct_outputs([writable_output(path) for path in (args.output, args.gif) if path is not None])
     model_path(args)
     from .report import build_report
 
     pipe = load_pipeline(args)
     t0 = time.perf_counter()
-    page, result = build_report(pipe, args.prompt, params, compare=args.compare, sweep_steps=args.sweep_steps,
+    page, result = build_report(pipe, args.prompt, cfg, compare=args.compare, sweep_steps=args.sweep_steps,
                                 picture=picture_inputs(picture))
     write_page(page, args.output, t0)
     if args.gif:
@@ -59,7 +57,6 @@ def run_explain(args):
 
 def run_forward(args):
     """`glassdiff explain --forward PICTURE`: the forward process alone (no prompt, no model run)."""
-    import dataclasses
 
     from ..options import (given_sampling, load_pipeline, model_path, picture_size, read_picture_args,
                            sampling_config, writable_output)
@@ -68,14 +65,14 @@ def run_forward(args):
         raise BadInput("--forward shows a picture diffused, without a prompt: for an image-to-image report give "
                        "PROMPT --init-image PICTURE instead")
     picture = read_picture_args(args.forward, args.strength, None, what="--forward")
-    params = dataclasses.asdict(sampling_config(picture_size(picture, given_sampling(args))))
+    cfg = sampling_config(picture_size(picture, given_sampling(args)))
     writable_output(args.output)
     model_path(args)
     from .report import forward_report
 
     pipe = load_pipeline(args)
     t0 = time.perf_counter()
-    write_page(forward_report(pipe, picture.image, params, picture.strength), args.output, t0)
+    write_page(forward_report(pipe, picture.image, cfg, picture.strength), args.output, t0)
 
 
 def write_page(page: str, path: str, started: float):

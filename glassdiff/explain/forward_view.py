@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..algebra import add_noise
+from ..config import SamplingConfig
 from ..forward import first_step, image_tensor, mask_tensor, start_from
 from ..sampling import seeded_generator
 from ..schedulers import make_scheduler
@@ -31,11 +32,9 @@ def start_timestep(scheduler, steps: int, strength: float) -> int | None:
     return int(scheduler.timesteps[index]) if index < len(scheduler.timesteps) else None
 
 
-def forward_section(pipe, picture: Image.Image, params: dict, strength: float, mask: Image.Image | None = None) -> str:
+def forward_section(pipe, picture: Image.Image, cfg: SamplingConfig, strength: float,
+                    mask: Image.Image | None = None) -> str:
     """Section 0 of a report: the picture diffused at COLUMNS timesteps and at the strength's start."""
-    from ..pipeline import SamplingConfig
-
-    cfg = SamplingConfig(**params)
     height, width = pipe.size(cfg)
     scheduler = make_scheduler(cfg.sampler, pipe.scheduler_config)
     start = start_from(pipe.vae, scheduler, image_tensor(picture, height, width), [seeded_generator(cfg.seed)],

@@ -7,6 +7,7 @@ makes with the same parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 
 from .. import __version__
-from ..config import MAX_GUIDANCE, BadInput
+from ..config import MAX_GUIDANCE, BadInput, SamplingConfig
 from ..sampling import StepRecord
 from .pictures import (PALETTE, PANEL_SIDE, img_tag, diverging_strip, heatmap, layout_overlay, overlay, panel, png_uri,
                        project_to_rgb, svg_lines)
@@ -120,7 +121,7 @@ def step_panels(records: list[StepRecord], x0_images: np.ndarray, attention) -> 
     for i, r in enumerate(records):
         panels[i]["x0"] = png_uri(panel(Image.fromarray(x0_images[i])))
         panels[i]["label"] = (f"step {i + 1} of {len(records)} · timestep {r.timestep:.0f} · sigma {r.sigma:.3g}"
-                              + (" · regions' prompts" if r.layout else ""))
+                              + (" · regions' prompts" if r.regional else ""))
         if attention is not None:
             step_words = attention.word_maps(steps=slice(i, i + 1))
             # every word at every step: small, so that a long run's report stays a few MB
@@ -158,8 +159,8 @@ def layout_section(regions, records, final: np.ndarray) -> str:
     """The planned regions over the final image, and which steps drew them (empty when the prompt was not planned)."""
     if not regions:
         return ""
-    steps = sum(r.layout for r in records)
-    first = next(r.index for r in records if r.layout) + 1
+    steps = sum(r.regional for r in records)
+    first = next(r.index for r in records if r.regional) + 1
     before = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
     legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
                      f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
@@ -222,16 +223,17 @@ def sweep_scales(scale: float) -> list[float]:
     return sorted(set(GUIDANCE_SWEEP + (scale, min(2 * scale, MAX_GUIDANCE) if scale > 1 else 8.0)))
 
 
-def guidance_section(pipe, prompt, params, sweep_steps: int, picture: dict) -> str:
+def guidance_section(pipe, prompt, cfg: SamplingConfig, sweep_steps: int, picture: dict) -> str:
     """The run's seed at several guidance scales, all in one batched loop (each image runs only the halves it needs)."""
-    scales = sweep_scales(params["guidance"])
-    images = pipe([prompt] * len(scales), scales=scales, **picture, **{**params, "steps": sweep_steps}).images
+    scales = sweep_scales(cfg.guidance)
+    images = pipe([prompt] * len(scales), dataclasses.replace(cfg, steps=sweep_steps), scales=scales,
+                  **picture).images
     figures = "".join(f"<figure>{img_tag(png_uri(image), f'guidance {s}', width=192)}<figcaption>s = {s:g}"
-                      f"{' (this run)' if s == params['guidance'] else ''}</figcaption></figure>"
+                      f"{' (this run)' if s == cfg.guidance else ''}</figcaption></figure>"
                       for s, image in zip(scales, images))
     fewer = (f" To keep the report quick these are sampled with {sweep_steps} steps instead of the run's "
-             f"{params['steps']} (<code>--sweep-steps</code> changes it), so even the run's own scale looks a little "
-             f"different from the image above." if sweep_steps != params["steps"] else "")
+             f"{cfg.steps} (<code>--sweep-steps</code> changes it), so even the run's own scale looks a little "
+             f"different from the image above." if sweep_steps != cfg.steps else "")
     return f"""
 <section id="guidance"><h2>4. Guidance</h2>
 <p class="formula">eps = eps_uncond + s &middot; (eps_cond &minus; eps_uncond)</p>
@@ -331,9 +333,9 @@ def default_sweep_steps(steps: int) -> int:
     return min(steps, max(4, steps // 5))
 
 
-def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sweep_steps: int | None = None,
+def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = None, sweep_steps: int | None = None,
                  picture: dict | None = None):
-    """(html, result) for one run; params are SamplingConfig's fields.
+    """(html, result) for one run of one image.
 
     sweep_steps: steps of the guidance sweep's images (default: default_sweep_steps).
     picture: the pipeline's init_image, strength and mask, to explain an image-to-image run (its forward process
@@ -343,21 +345,22 @@ def build_report(pipe, prompt: str, params: dict, compare: str | None = None, sw
     if picture and picture["strength"] == 0:
         raise BadInput("at strength 0 no step runs, so there is nothing to explain; explain --forward PICTURE shows "
                        "the picture diffused into noise")
-    result = pipe(prompt, trace=True, attention=True, **picture, **params)
+    cfg = dataclasses.replace(cfg, batch=1)
+    result = pipe(prompt, cfg, trace=True, attention=True, **picture)
     records, attention = result.trace, result.attention
     words = [w for w, _ in attention.word_maps()]
     x0_images = pipe.decode_latents(torch.cat([r.x0_pred[:1] for r in records])).numpy()  # once, for all panels
     panels = step_panels(records, x0_images, attention)
     final = np.asarray(result.image)
     body = [text_section(pipe, prompt, words), grounding_section(result.groundings[0], result.read_as[0]),
-            layout_section(result.layouts[0], records, final),
+            layout_section(result.plans[0], records, final),
             steps_section(records, panels, from_picture=bool(picture)), words_section(final, attention, panels),
-            guidance_section(pipe, prompt, params, sweep_steps or default_sweep_steps(params["steps"]), picture),
+            guidance_section(pipe, prompt, cfg, sweep_steps or default_sweep_steps(cfg.steps), picture),
             decoder_section(pipe, result.latents, result.image)]
     if picture:
-        body.insert(0, forward_section(pipe, picture["init_image"], params, picture["strength"], picture.get("mask")))
+        body.insert(0, forward_section(pipe, picture["init_image"], cfg, picture["strength"], picture.get("mask")))
     if compare:
-        other = pipe(compare, trace=True, **picture, **params)
+        other = pipe(compare, cfg, trace=True, **picture)
         body.append(compare_section(records, other.trace, prompt, compare))
     strip = trajectory_strip(pipe, records, x0_images=x0_images, max_side=PANEL_SIDE,
                              start_label="picture, noised" if picture else "noise x_T")
@@ -377,7 +380,7 @@ def page(title: str, head: str, sections: list[str], script: str = "") -> str:
             f"{head}{''.join(sections)}<script>{script}</script></body></html>")
 
 
-def forward_report(pipe, picture: Image.Image, params: dict, strength: float) -> str:
+def forward_report(pipe, picture: Image.Image, cfg: SamplingConfig, strength: float) -> str:
     """`glassdiff explain --forward`: a page holding only the forward process."""
     title = "How a picture dissolves into noise"
-    return page(title, f"<h1>{title}</h1>", [forward_section(pipe, picture, params, strength)])
+    return page(title, f"<h1>{title}</h1>", [forward_section(pipe, picture, cfg, strength)])
