@@ -53,8 +53,12 @@ def generate_request(args) -> Request:
         params.update(seed=params.get("seed", 0) - read.batch_pos, batch=read.batch_size)
         keep = read.batch_pos
     prompt = read.prompt if args.prompt is None else args.prompt
-    picture = read_picture_args(args.init_image, args.strength, args.mask) if args.init_image else \
-        _picture_beside(args.from_png, read.picture, args.strength, args.mask)
+    if args.init_image:  # another picture, at the recorded strength unless --strength says
+        recorded = read.picture.get("Denoising strength")
+        strength = float(recorded) if args.strength is None and recorded is not None else args.strength
+        picture = read_picture_args(args.init_image, strength, args.mask)
+    else:
+        picture = _picture_beside(args.from_png, read.picture, args.strength, args.mask)
     return Request(check_prompt(prompt), sampling_config(params), keep, read.model_hash, picture)
 
 
@@ -139,7 +143,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             for k, (image, text) in enumerate(zip(result.images, result.infotexts)):
                 if request.keep is None or k == request.keep:
                     path = paths[0 if request.keep is not None else start + k]
-                    save_png(image, path, _withread_picture_args(text, request.picture))
+                    save_png(image, path, _with_picture(text, request.picture))
                     say(f"wrote {path}")
     finally:
         if bar:
@@ -147,7 +151,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
     return trace
 
 
-def _withread_picture_args(text: str, picture: Picture | None) -> str:
+def _with_picture(text: str, picture: Picture | None) -> str:
     """The parameters text, with the picture's strength, files and hashes on its settings line."""
     if picture is None:
         return text

@@ -212,13 +212,21 @@ def png_bytes(image, text: str | None = None) -> bytes:
 
 # ---------------- pictures sent to start from ----------------
 
+def base64_bytes(data: str, field: str) -> bytes:
+    """The bytes of base64 text, bare or a data: URL; anything else is one line naming the field."""
+    try:
+        return base64.b64decode(data.split(",", 1)[1] if data.startswith("data:") else data, validate=True)
+    except ValueError as err:
+        raise BadInput(f"{field}: not base64 ({err}); send a base64 PNG, JPEG or WebP") from err
+
+
 def decoded_image(data: str, field: str):
-    """(image, its bytes) from base64 (bare or a data: URL); anything else is one line naming the field."""
+    """(image, its bytes) from base64, at most MAX_PICTURE pixels a side; anything else is one line naming the
+    field."""
     from PIL import Image
 
-    raw = data.split(",", 1)[1] if data.startswith("data:") else data
+    content = base64_bytes(data, field)
     try:
-        content = base64.b64decode(raw, validate=True)
         with Image.open(io.BytesIO(content)) as image:
             size = image.size
             if max(size) <= MAX_PICTURE:
@@ -531,8 +539,13 @@ def _sdapi(app: FastAPI, worker: Worker):
     async def png_info(body: PngInfo):
         from .png import parse_parameters
 
-        image, _ = await asyncio.to_thread(decoded_image, body.image, "image")
-        text = image.info.get("parameters") or ""
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(base64_bytes(body.image, "image"))) as image:  # the chunks, not the pixels
+                text = image.info.get("parameters") or ""
+        except OSError as err:
+            raise BadInput(f"image: not a base64 PNG ({err})") from err
         parsed = parse_parameters(text) if text else None
         return {"info": text, "items": {"parameters": text} if text else {},
                 "parameters": {"prompt": parsed.prompt, **parsed.params} if parsed else {}}

@@ -196,3 +196,23 @@ def test_explain_with_pictures_refuses_bad_input_in_one_line(tiny_model_dir, pic
     assert main([*argv, "--model", tiny_model_dir, "-o", "r.html"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "r.html").exists()
+
+
+def test_redrawing_an_image_the_server_drew_from_a_picture_asks_for_the_picture(tiny_model_dir, picture, tmp_path,
+                                                                              monkeypatch, capsys):
+    from PIL import PngImagePlugin
+
+    from glassdiff.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red cat\nSteps: 4, Sampler: ddim, CFG scale: 4.0, Seed: 1, Size: 16x16, "
+                                "Denoising strength: 0.7, Init image hash: 0123456789")
+    picture.save("served.png", pnginfo=info)
+    assert main(["generate", "--from-png", "served.png", "--model", tiny_model_dir, "-o", "again.png", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "give that picture as --init-image" in err and not (tmp_path / "again.png").exists()
+    picture.save("in.png")
+    assert main(["generate", "--from-png", "served.png", "--init-image", "in.png", "--model", tiny_model_dir,
+                 "-o", "again.png", "-q"]) == 0
+    assert "Denoising strength: 0.7" in Image.open("again.png").info["parameters"]

@@ -212,7 +212,7 @@ def test_webuiapi_img2img_and_inpainting_draw_the_pixels_of_glassdiff_generate(s
 
 def test_img2img_refuses_bad_pictures_and_strengths_with_422(server):
     small = png_b64(Image.new("RGB", (64, 64), "red"))
-    for body, message in (({"init_images": ["not an image"]}, "init image: not a base64 image"),
+    for body, message in (({"init_images": ["not an image"]}, "init image: not base64"),
                           ({"init_images": [small], "mask": base64.b64encode(b"GIF89a").decode()},
                            "mask: not a base64 image"),
                           ({"init_images": [png_b64(Image.new("L", (4000, 8)))]}, "over 2048 pixels a side"),

@@ -1,4 +1,5 @@
-"""`glassdiff explain PROMPT -o report.html [--compare PROMPT2] [--gif anim.gif]`."""
+"""`glassdiff explain PROMPT -o report.html [--compare PROMPT2] [--gif anim.gif] [--init-image PICTURE]`, and
+`glassdiff explain --forward PICTURE -o forward.html`."""
 
 from __future__ import annotations
 
@@ -57,7 +58,6 @@ def run_explain(args):
 
 def run_forward(args):
     """`glassdiff explain --forward PICTURE`: the forward process alone (no prompt, no model run)."""
-
     from ..options import (given_sampling, load_pipeline, model_path, picture_size, read_picture_args,
                            sampling_config, writable_output)
 
