@@ -2,7 +2,9 @@
 
 1. end-to-end generation: diffusers' StableDiffusionPipeline on the same UNet,
    VAE and scheduler (fed our text embeddings, whose cost is added to its
-   time) against glassdiff, same seed and steps, interleaved, median of N;
+   time) against glassdiff (its fast path, and its reference path: PyTorch's
+   UNet), same seed and steps, interleaved, median of N: one prompt, and 16
+   prompts in one call; then the fast path's one-off export cost;
 2. peak memory of one generation in a fresh process, ours against diffusers';
 3. the explainer: building a report against the generation alone (same
    prompt, seed and steps), interleaved, median of N, and the report's size;
@@ -20,6 +22,7 @@ Timings on a shared machine are noisy: only the ratio of one run means much.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -93,26 +96,67 @@ class _WithCoordinates(torch.nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, **kwargs)
 
 
-def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0, sampler: str = "dpmpp_2m") -> dict:
-    pipe, what = _pipeline()
-    reference = _reference(pipe, sampler)
-    size = pipe.native_size
+BATCH_PROMPTS = ("a red star", "two blue squares", "a green heart above a yellow circle", "three triangles",
+                 "a purple cross on the left", "a small orange circle", "a white square below a black star",
+                 "four hearts", "a large blue triangle", "a pink circle right of a gray square", "two red crosses",
+                 "a brown star in the top left", "a yellow heart", "a green square left of a red circle",
+                 "three blue stars", "a black circle at the bottom")  # 16 prompts, as eval and the server batch them
 
-    def ours():
-        pipe(PROMPT, seed=0, steps=steps, guidance=guidance, sampler=sampler, layout=0.0)
+
+def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0, sampler: str = "dpmpp_2m",
+                    prompts: tuple[str, ...] = (PROMPT,)) -> dict:
+    """glassdiff's fast path and its reference path (PyTorch's UNet) against diffusers' pipeline, same weights, one
+    call for all `prompts`; images per second."""
+    pipe, what = _pipeline()
+    reference_engine = copy.copy(pipe)
+    reference_engine.engine = "torch"
+    diffusers_pipe = _reference(pipe, sampler)
+    size = pipe.native_size
+    cfg = SamplingConfig(seed=0, steps=steps, guidance=guidance, sampler=sampler, layout=0.0)
 
     def theirs():
         with torch.no_grad():
-            encoded = pipe.text_encoder([PROMPT, ""])
-            reference(prompt_embeds=encoded.context[:1], negative_prompt_embeds=encoded.context[1:],
-                      num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
-                      generator=torch.Generator().manual_seed(0), output_type="pil")
+            encoded = pipe.text_encoder(list(prompts) + [""])
+            diffusers_pipe(prompt_embeds=encoded.context[:-1],
+                           negative_prompt_embeds=encoded.context[-1:].expand(len(prompts), -1, -1),
+                           num_inference_steps=steps, guidance_scale=guidance, height=size, width=size,
+                           generator=[torch.Generator().manual_seed(0) for _ in prompts], output_type="pil")
 
-    medians = _interleaved({"glassdiff": ours, "diffusers": theirs}, repeats)
-    ours_s, theirs_s = medians["glassdiff"], medians["diffusers"]
-    return {"name": "generation time, one image", "model": what, "size": size, "steps": steps, "sampler": sampler,
-            "threads": torch.get_num_threads(), "glassdiff_s": ours_s, "diffusers_s": theirs_s,
-            "ratio": theirs_s / ours_s, "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
+    medians = _interleaved({"glassdiff": lambda: pipe(list(prompts), cfg),
+                            "reference": lambda: reference_engine(list(prompts), cfg), "diffusers": theirs}, repeats)
+    return {"name": f"generation, {len(prompts)} prompt(s) in one call", "model": what, "size": size, "steps": steps,
+            "sampler": sampler, "threads": torch.get_num_threads(), "engine": _engine(pipe),
+            "glassdiff_s": medians["glassdiff"], "reference_s": medians["reference"],
+            "diffusers_s": medians["diffusers"], "images_per_s": len(prompts) / medians["glassdiff"],
+            "ratio": medians["diffusers"] / medians["glassdiff"],
+            "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)",
+            "engine_ratio": medians["reference"] / medians["glassdiff"]}
+
+
+def _engine(pipe) -> str:
+    from .engine import OnnxDenoiser
+
+    return "onnx" if isinstance(pipe.denoiser(), OnnxDenoiser) else "torch"
+
+
+def time_export() -> dict:
+    """The fast path's one-off cost: exporting the UNet to ONNX (into a fresh cache), the file it leaves, and the
+    time to load it in a new session."""
+    from .engine import OnnxDenoiser, export_unet, onnx_path
+
+    pipe, what = _pipeline()
+    with tempfile.TemporaryDirectory() as cache:
+        path = os.path.join(cache, os.path.basename(onnx_path(pipe.model_hash)))
+        t0 = time.perf_counter()
+        export_unet(pipe.unet, path, pipe.unet.config.sample_size,
+                    (pipe.text_encoder.max_length, pipe.text_encoder.dim))
+        export_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        OnnxDenoiser(path, pipe.unet.config.in_channels)
+        session_s = time.perf_counter() - t0
+        size_mb = os.path.getsize(path) / 2**20
+    return {"name": "fast path, one-off cost", "model": what, "export_s": export_s, "session_s": session_s,
+            "cache_mb": size_mb}
 
 
 _MEMORY_CHILD = """
@@ -383,7 +427,9 @@ def _interleaved(runs: dict, repeats: int, warm: bool = True) -> dict[str, float
 
 
 def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dict]:
-    results = [time_generation(repeats=3 if quick else 7), peak_memory(), time_report(repeats=3 if quick else 5),
+    results = [time_generation(repeats=3 if quick else 7),
+               time_generation(repeats=2 if quick else 3, prompts=BATCH_PROMPTS), time_export(),
+               peak_memory(), time_report(repeats=3 if quick else 5),
                *(time_layout(prompt, repeats=3 if quick else 7) for prompt in LAYOUT_PROMPTS),
                time_startup(repeats=3 if quick else 5), time_server(repeats=3 if quick else 7)]
     for r in results:
@@ -400,10 +446,15 @@ def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dic
         elif "report_s" in r:
             print(f"{r['name']} ({r['steps']} steps): generation {r['generation_s'] * 1000:.0f} ms, "
                   f"report {r['report_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}, {r['report_mb']:.2f} MB")
+        elif "export_s" in r:
+            print(f"{r['name']}: export {r['export_s']:.1f} s, a new session {r['session_s']:.2f} s, "
+                  f"{r['cache_mb']:.0f} MB in the cache")
         elif "glassdiff_s" in r:
             print(f"{r['name']} ({r['model']}, {r['size']}px, {r['steps']} {r['sampler']} steps, "
-                  f"{r['threads']} threads): glassdiff {r['glassdiff_s'] * 1000:.0f} ms, "
-                  f"diffusers {r['diffusers_s'] * 1000:.0f} ms, ratio {r['ratio']:.3f}")
+                  f"{r['threads']} threads, engine {r['engine']}): glassdiff {r['glassdiff_s'] * 1000:.0f} ms "
+                  f"({r['images_per_s']:.2f} images/s), reference path {r['reference_s'] * 1000:.0f} ms, "
+                  f"diffusers {r['diffusers_s'] * 1000:.0f} ms, ratio {r['ratio']:.3f} "
+                  f"(reference / fast {r['engine_ratio']:.2f})")
         else:
             print(f"{r['name']}: glassdiff {r['glassdiff_mb']:.0f} MB, diffusers {r['diffusers_mb']:.0f} MB, "
                   f"ratio {r['ratio']:.3f}")

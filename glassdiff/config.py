@@ -21,6 +21,9 @@ LAYOUT_START_SHARE = 1 / 15
 MAX_PIXELS = 1024 * 1024  # beyond this a CPU run is out of memory or out of patience
 
 
+ENGINES = ("auto", "onnx", "torch")  # what runs the UNet (engine.py)
+
+
 class BadInput(ValueError):
     """A user's mistake: the message says what was wrong and how to fix it (exit code 2)."""
 

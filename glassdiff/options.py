@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from .config import MAX_GUIDANCE, MAX_SEED, SAMPLERS, BadInput, Notice, SamplingConfig, notice, random_seed
+from .config import ENGINES, MAX_GUIDANCE, MAX_SEED, SAMPLERS, BadInput, Notice, SamplingConfig, notice, random_seed
 
 SAMPLING_FIELDS = ("steps", "guidance", "seed", "sampler", "negative", "layout", "width", "height", "batch")
 
@@ -148,6 +148,9 @@ def add_model_args(p: argparse.ArgumentParser):
                         "one in the models folder (glassdiff models); default: the embedded model")
     p.add_argument("--models", default=None, help="the models folder (default: $GLASSDIFF_MODELS or "
                                                   "~/.local/share/glassdiff/models)")
+    p.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="what runs the UNet: onnx (ONNX Runtime, the fast path), torch (PyTorch, the reference) or "
+                        "auto (onnx for glassdiff's own models when onnxruntime is installed; $GLASSDIFF_ENGINE)")
     p.add_argument("--prediction", choices=PREDICTIONS, default=None,
                    help="what a single file's UNet predicts, where its weights cannot say (an SD 2.x file is read "
                         "as v_prediction at 768x768 unless told epsilon)")
@@ -168,7 +171,9 @@ def model_path(args) -> str:
 def load_pipeline(args):
     from .pipeline import Pipeline
 
-    return Pipeline.load(model_path(args), prediction=getattr(args, "prediction", None))
+    pipe = Pipeline.load(model_path(args), prediction=getattr(args, "prediction", None))
+    pipe.engine = getattr(args, "engine", "auto")
+    return pipe
 
 
 def add_eval_args(p: argparse.ArgumentParser):

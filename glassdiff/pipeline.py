@@ -62,8 +62,10 @@ class Pipeline:
             self.unet.to(memory_format=torch.channels_last)
         self.scheduler_config = dict(scheduler_config)
         self.source = source
+        self.engine = "auto"  # what runs the UNet: engine.py
         self._hash = None
         self._grounder = None
+        self._fast = None  # the ONNX Runtime denoiser, once made (False: it could not be)
 
     # ---------- loading and saving ----------
 
@@ -226,7 +228,7 @@ class Pipeline:
             if begin.get("start", 0) >= len(scheduler.timesteps):  # strength 0: no step runs
                 x_0 = begin["x_start"]
             else:
-                x_0 = sample(Denoiser(self.unet), scheduler, x_T, context=context, uncond_context=uncond,
+                x_0 = sample(self.denoiser(reference=attention), scheduler, x_T, context=context, uncond_context=uncond,
                              guidance_scale=cfg.guidance if scales is None else list(scales), steps=cfg.steps,
                              generators=generators, observers=watchers, regions=regions, **begin)
         finally:
@@ -238,6 +240,18 @@ class Pipeline:
                  zip(((p, s) for p in prompts for s in enumerate(seeds[:cfg.batch])), per_image)]
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
                       attention=attention_maps, plans=plans, groundings=groundings, read_as=read_as)
+
+    def denoiser(self, reference: bool = False):
+        """What runs the UNet in the loop: PyTorch's (the reference, and what attention maps need) or ONNX
+        Runtime's (engine.py), as self.engine says."""
+        from .engine import chosen_engine, onnx_denoiser
+
+        if reference or chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm") == "torch":
+            return Denoiser(self.unet)
+        if self._fast is None:
+            context = (self.text_encoder.max_length, self.text_encoder.dim)
+            self._fast = onnx_denoiser(self.unet, self.model_hash, self.unet.config.sample_size, context) or False
+        return self._fast or Denoiser(self.unet)
 
     def _start(self, scheduler, steps: int, seeds: list[int], size: tuple[int, int], picture, strength: float, mask):
         """x_T, each image's generator, and where sampling begins: from seeded noise, or from the picture noised to

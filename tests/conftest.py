@@ -4,6 +4,8 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# PyTorch's eager UNet is the reference the tests compare against; tests/test_engine.py runs the fast path
+os.environ.setdefault("GLASSDIFF_ENGINE", "torch")
 
 
 @pytest.fixture(scope="session")

@@ -299,4 +299,5 @@ def _write_samples(cfg, done):
     from .plots import sample_sheet
 
     pipe = Pipeline.load(os.path.join(cfg.out, "model"))
+    pipe.engine = "torch"  # weights of the moment: no ONNX export of each into the cache
     sample_sheet(pipe, SAMPLE_PROMPTS, os.path.join(cfg.out, "samples", f"step{done:06d}.png"))

@@ -20,9 +20,16 @@ from ..pipeline import Pipeline
 CHECK_PROMPTS = ("a red circle", "two blue squares", "a yellow star left of a purple heart")
 
 
+def _reference(folder: str) -> Pipeline:
+    """The model on PyTorch's UNet, the reference path (engine.py): sheets and checks of a model being made."""
+    pipe = Pipeline.load(folder)
+    pipe.engine = "torch"
+    return pipe
+
+
 def ship(source: str, target: str, vae: str | None = None) -> int:
     """Copy source -> target in fp16, keep target's MODEL_CARD.md; return the max pixel change fp32 -> fp16."""
-    pipe = Pipeline.load(source)
+    pipe = _reference(source)
     if vae:
         import torch
         from diffusers import AutoencoderKL
@@ -42,7 +49,7 @@ def ship(source: str, target: str, vae: str | None = None) -> int:
         from .plots import plot_losses
 
         plot_losses(log, os.path.join(target, "loss.png"))
-    shipped = check_images(Pipeline.load(target))
+    shipped = check_images(_reference(target))
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
 
@@ -63,7 +70,7 @@ def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
     from .plots import labelled_grid
 
     prompts = spread_prompts(n)
-    pipe = Pipeline.load(model)
+    pipe = _reference(model)
     images = [im for i in range(0, len(prompts), chunk) for im in pipe(prompts[i:i + chunk], seed=0).images]
     with atomic_path(out_png) as tmp:
         labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
@@ -78,7 +85,7 @@ def layout_sheet(model: str, out_png: str, two_objects: int = 16, counting: int 
 
     prompts = (spread_prompts(two_objects, lambda spec: len(spec["include"]) == 2)
                + spread_prompts(counting, lambda spec: spec.get("tag") == "counting"))
-    pipe = Pipeline.load(model)
+    pipe = _reference(model)
     images, labels = [], []
     for row in range(0, len(prompts), 8):  # a row alone, then the same prompts with their layout
         for layout in (0.0, SamplingConfig().layout):

@@ -1,0 +1,121 @@
+"""The fast path (engine.py): ONNX Runtime's UNet against PyTorch's, the reference, on the same weights."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from glassdiff.config import SamplingConfig
+from glassdiff.denoiser import Denoiser
+from glassdiff.sampling import TrajectoryRecorder
+
+
+@pytest.fixture()
+def fast(tiny_model_dir, tmp_path, monkeypatch):
+    """The tiny model on the onnx engine, exporting into a cache of its own."""
+    from glassdiff.pipeline import Pipeline
+
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
+    pipe = Pipeline.load(tiny_model_dir)
+    pipe.engine = "onnx"
+    return pipe
+
+
+@pytest.fixture()
+def reference(tiny_model_dir):
+    from glassdiff.pipeline import Pipeline
+
+    pipe = Pipeline.load(tiny_model_dir)
+    pipe.engine = "torch"
+    return pipe
+
+
+@pytest.mark.parametrize("batch, side, tokens", [(2, 8, 16), (5, 16, 9), (1, 4, 30)])
+def test_the_onnx_unet_computes_what_pytorchs_does_at_any_batch_size_and_length(fast, batch, side, tokens):
+    from glassdiff.engine import OnnxDenoiser
+
+    denoise = fast.denoiser()
+    assert isinstance(denoise, OnnxDenoiser)
+    x = torch.randn(batch, fast.unet.config.out_channels, side, side, generator=torch.Generator().manual_seed(batch))
+    t = torch.tensor([999, 500, 3, 250, 700][:batch])
+    context = torch.randn(batch, tokens, fast.text_encoder.dim, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = Denoiser(fast.unet)(x, t, context)
+    torch.testing.assert_close(denoise(x, t, context), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("settings", [dict(sampler="dpmpp_2m"), dict(sampler="euler_a", batch=3),
+                                      dict(sampler="ddim", guidance=0.0), dict(sampler="lms", width=32, height=16)])
+def test_images_on_the_fast_path_are_the_references_within_one_level(fast, reference, settings):
+    cfg = SamplingConfig(steps=6, seed=4, **settings)
+    for prompt in ("a red star left of a blue heart", "three circles"):  # planned: regions batch their own rows
+        ours, theirs = fast(prompt, cfg), reference(prompt, cfg)
+        for a, b in zip(ours.images, theirs.images):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+
+
+def test_step_records_on_the_fast_path_hold_the_fast_unets_outputs(fast, reference):
+    records = {}
+    for name, pipe in (("fast", fast), ("reference", reference)):
+        recorder = TrajectoryRecorder()
+        pipe("a blue square", steps=5, seed=2, observers=(recorder,))
+        records[name] = recorder.records
+    for ours, theirs in zip(records["fast"], records["reference"]):
+        for key in ("eps_cond", "eps_uncond", "eps", "x0_pred", "x_next"):
+            torch.testing.assert_close(getattr(ours, key), getattr(theirs, key), atol=1e-4, rtol=1e-3)
+        guided = ours.eps_uncond + 4.0 * (ours.eps_cond - ours.eps_uncond)  # the record is self-consistent
+        torch.testing.assert_close(ours.eps, guided, atol=1e-5, rtol=1e-5)
+
+
+def test_the_export_is_cached_once_per_model_and_read_back(fast, tiny_model_dir):
+    from glassdiff.engine import onnx_path
+    from glassdiff.pipeline import Pipeline
+
+    fast("a star", steps=2)
+    path = onnx_path(fast.model_hash)
+    made = os.stat(path).st_mtime_ns
+    again = Pipeline.load(tiny_model_dir)
+    again.engine = "onnx"
+    again("a star", steps=2)
+    assert os.stat(path).st_mtime_ns == made
+    assert [name for name in os.listdir(os.path.dirname(path)) if name.startswith(".tmp")] == []
+
+
+def test_a_failed_export_falls_back_to_pytorch_with_a_notice(fast, reference, monkeypatch):
+    import glassdiff.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no exporter here")
+
+    monkeypatch.setattr(glassdiff.engine, "export_unet", broken)
+    with pytest.warns(Warning, match="ONNX Runtime UNet is not available.*no exporter here"):
+        result = fast("a star", steps=3, seed=1)
+    assert result.latents.equal(reference("a star", steps=3, seed=1).latents)
+
+
+def test_the_explainer_runs_the_reference_and_says_so(fast):
+    from glassdiff.explain.report import build_report
+
+    page, _ = build_report(fast, "a star", SamplingConfig(steps=4), sweep_steps=4)
+    assert "This report ran PyTorch's UNet, the reference path" in page
+
+
+def test_the_command_line_chooses_the_engine_and_refuses_an_unknown_one(tiny_model_dir, tmp_path, monkeypatch,
+                                                                        capsys):
+    from glassdiff.cli import main
+
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    common = ["generate", "a red star", "--model", tiny_model_dir, "--steps", "4", "-q"]
+    assert main([*common, "-o", "fast.png", "--engine", "onnx"]) == 0
+    assert main([*common, "-o", "reference.png", "--engine", "torch"]) == 0
+    fast_pixels, reference_pixels = (np.asarray(Image.open(name), dtype=int) for name in ("fast.png", "reference.png"))
+    assert np.abs(fast_pixels - reference_pixels).max() <= 1
+    assert os.listdir(tmp_path / "cache" / "onnx")
+    assert main([*common, "-o", "x.png", "--engine", "tensorrt"]) == 2
+    monkeypatch.setenv("GLASSDIFF_ENGINE", "fastest")
+    assert main([*common, "-o", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown engine 'fastest'" in err and not (tmp_path / "x.png").exists()
