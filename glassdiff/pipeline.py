@@ -166,7 +166,7 @@ class Pipeline:
                         "scaling_factor": self.vae.config.scaling_factor},
                 "image": [self.native_size, self.native_size, 3], "latent": list(latent),
                 "prediction_type": self.scheduler_config.get("prediction_type"),
-                "schedule": self.scheduler_config.get("beta_schedule")}
+                "schedule": self.scheduler_config.get("beta_schedule"), "engine": self.engine_in_use()}
 
     # ---------- generation ----------
 
@@ -241,12 +241,18 @@ class Pipeline:
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
                       attention=attention_maps, plans=plans, groundings=groundings, read_as=read_as)
 
+    def engine_in_use(self) -> str:
+        """The engine generation runs the UNet on: "onnx" or "torch" (engine.py), self.engine resolved."""
+        from .engine import chosen_engine
+
+        return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm")
+
     def denoiser(self, reference: bool = False):
         """What runs the UNet in the loop: PyTorch's (the reference, and what attention maps need) or ONNX
         Runtime's (engine.py), as self.engine says."""
-        from .engine import chosen_engine, onnx_denoiser
+        from .engine import onnx_denoiser
 
-        if reference or chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm") == "torch":
+        if reference or self.engine_in_use() == "torch":
             return Denoiser(self.unet)
         if self._fast is None:
             context = (self.text_encoder.max_length, self.text_encoder.dim)

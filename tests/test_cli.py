@@ -58,6 +58,9 @@ def test_info_reports_blocks(tiny_model_dir, capsys):
     info = json.loads(out)
     assert code == 0 and info["latent"] == [8, 8, 8] and info["image"] == [16, 16, 3]
     assert info["unet"]["params"] > 0 and info["text_encoder"]["kind"] == "minilm"
+    assert info["engine"] == "torch"  # the tests' environment asks for the reference
+    code, out, _ = run(["info", "--model", tiny_model_dir, "--json", "--engine", "onnx"], capsys)
+    assert json.loads(out)["engine"] == "onnx"
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -375,9 +375,7 @@ def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = N
 
 def engine_note(pipe) -> str:
     """Where generate runs the fast path, the report says it ran the reference instead, and why."""
-    from ..engine import chosen_engine
-
-    if chosen_engine(pipe.engine, own_model=pipe.text_encoder.kind == "minilm") == "torch":
+    if pipe.engine_in_use() == "torch":
         return ""
     return ("<p class='note'>This report ran PyTorch's UNet, the reference path: the word maps need its attention "
             "layers. <code>glassdiff generate</code> runs ONNX Runtime's (<code>--engine onnx</code>), whose images "
