@@ -176,7 +176,7 @@ def test_an_image_to_image_report_begins_with_the_forward_process(tiny_pipe, pic
     cfg = SamplingConfig(steps=6, guidance=4.0, seed=1, sampler="euler")
     page, result = build_report(tiny_pipe, "a red cat", cfg, picture=picture_inputs)
     assert page.index('id="forward"') < page.index('id="text"') < page.index('id="steps"')
-    assert "Inpainting:" in page and "the picture, noised (section 0)" in page
+    assert "Inpainting:" in page and "the picture, noised (section 0)" in page and "Denoising strength: 0.7" in page
     assert len(result.trace) == 4  # 0.7 of 6 steps
     plain = tiny_pipe("a red cat", cfg, **picture_inputs)
     assert np.array_equal(np.asarray(plain.image), np.asarray(result.image))  # the report draws generate's image

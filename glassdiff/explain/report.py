@@ -368,7 +368,8 @@ def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = N
     body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From {start} on the left to the '
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
                 f'{img_tag(png_uri(strip), "trajectory strip", "trajectory")}</section>')
-    head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(result.infotexts[0])}</p>"
+    parameters = result.infotexts[0] + (f", Denoising strength: {picture['strength']}" if picture else "")
+    head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(parameters)}</p>"
             f'{engine_note(pipe)}{img_tag(png_uri(result.image), "final image", width=256)}')
     return page(prompt, head, body, SCRIPT % json.dumps(panels)), result
 
