@@ -7,9 +7,9 @@ denoiser is the same callable (x_in, t, context) -> output, so StepRecords hold 
 PyTorch's eager UNet stays the reference (tests compare against it; images agree within 1/255) and is what the
 explainer runs, since attention maps need PyTorch's attention processors. README, "Performance", has the figures.
 
-Engines: "torch" (the reference), "onnx", or "auto": onnx for glassdiff's own models when onnxruntime is
-installed, torch for Stable Diffusion's (wide UNets are compute-bound, where PyTorch's oneDNN kernels already run
-near the machine's pace) and wherever the export fails (with a notice).
+Engines: "torch" (the reference), "onnx" (glassdiff's own models only), or "auto": onnx for glassdiff's own models
+when onnxruntime is installed, torch for Stable Diffusion's (wide UNets are compute-bound, where PyTorch's oneDNN
+kernels already keep the CPU busy; their export would be gigabytes) and wherever the export fails (with a notice).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def chosen_engine(engine: str, own_model: bool) -> str:
     engine = os.environ.get(ENV, "auto") if engine == "auto" else engine
     if engine not in ENGINES:
         raise BadInput(f"unknown engine {engine!r} (from --engine or ${ENV}); choose one of {', '.join(ENGINES)}")
+    if engine == "onnx" and not own_model:
+        raise BadInput("--engine onnx runs glassdiff's own models; a Stable Diffusion model runs on --engine torch "
+                       "(or auto)")
     if engine == "onnx" and not onnxruntime_installed():
         raise BadInput("--engine onnx needs onnxruntime: pip install onnxruntime, or use --engine torch")
     if engine == "auto":

@@ -119,3 +119,12 @@ def test_the_command_line_chooses_the_engine_and_refuses_an_unknown_one(tiny_mod
     assert main([*common, "-o", "x.png"]) == 2
     err = capsys.readouterr().err
     assert "unknown engine 'fastest'" in err and not (tmp_path / "x.png").exists()
+
+
+def test_stable_diffusion_models_run_on_pytorch():
+    from glassdiff.config import BadInput
+    from glassdiff.engine import chosen_engine
+
+    assert chosen_engine("auto", own_model=False) == "torch"
+    with pytest.raises(BadInput, match="runs glassdiff's own models"):
+        chosen_engine("onnx", own_model=False)
