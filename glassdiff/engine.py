@@ -35,10 +35,14 @@ def onnxruntime_installed() -> bool:
 
 
 def chosen_engine(engine: str, own_model: bool) -> str:
-    """The engine a pipeline runs: `engine` as asked ($GLASSDIFF_ENGINE when "auto"), auto resolved."""
-    engine = os.environ.get(ENV, "auto") if engine == "auto" else engine
+    """The engine a pipeline runs: `engine` as asked ($GLASSDIFF_ENGINE when "auto": a preference, which a Stable
+    Diffusion model, running on PyTorch, passes over), auto resolved."""
+    from_env = engine == "auto"
+    engine = os.environ.get(ENV, "auto") if from_env else engine
     if engine not in ENGINES:
         raise BadInput(f"unknown engine {engine!r} (from --engine or ${ENV}); choose one of {', '.join(ENGINES)}")
+    if engine == "onnx" and not own_model and from_env:
+        return "torch"
     if engine == "onnx" and not own_model:
         raise BadInput("--engine onnx runs glassdiff's own models; a Stable Diffusion model runs on --engine torch "
                        "(or auto)")

@@ -121,10 +121,12 @@ def test_the_command_line_chooses_the_engine_and_refuses_an_unknown_one(tiny_mod
     assert "unknown engine 'fastest'" in err and not (tmp_path / "x.png").exists()
 
 
-def test_stable_diffusion_models_run_on_pytorch():
+def test_stable_diffusion_models_run_on_pytorch(monkeypatch):
     from glassdiff.config import BadInput
     from glassdiff.engine import chosen_engine
 
     assert chosen_engine("auto", own_model=False) == "torch"
+    monkeypatch.setenv("GLASSDIFF_ENGINE", "onnx")  # a preference: a Stable Diffusion model passes over it
+    assert chosen_engine("auto", own_model=False) == "torch" and chosen_engine("auto", own_model=True) == "onnx"
     with pytest.raises(BadInput, match="runs glassdiff's own models"):
         chosen_engine("onnx", own_model=False)
