@@ -128,7 +128,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
     cfg = request.cfg
     chunk = cfg.batch if request.keep is not None else pipe.chunk_size(cfg, height, width)
     bar = None if args.quiet else ProgressBar(total=cfg.steps * -(-cfg.batch // chunk))
-    trace = None
+    trace, picture_fields = None, _picture_fields(request.picture)  # the files hashed once, not per image
     try:
         for start in range(0, cfg.batch, chunk):
             part = dataclasses.replace(cfg, seed=cfg.seed + start, batch=min(chunk, cfg.batch - start))
@@ -143,7 +143,7 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
             for k, (image, text) in enumerate(zip(result.images, result.infotexts)):
                 if request.keep is None or k == request.keep:
                     path = paths[0 if request.keep is not None else start + k]
-                    save_png(image, path, _with_picture(text, request.picture))
+                    save_png(image, path, text + picture_fields)
                     say(f"wrote {path}")
     finally:
         if bar:
@@ -151,17 +151,17 @@ def _draw(pipe, request: Request, paths: list[str], args, say, height: int, widt
     return trace
 
 
-def _with_picture(text: str, picture: Picture | None) -> str:
-    """The parameters text, with the picture's strength, files and hashes on its settings line."""
+def _picture_fields(picture: Picture | None) -> str:
+    """What a picture-started image's parameters add to the settings line: the strength, files and hashes."""
     if picture is None:
-        return text
+        return ""
     import os
 
     from .forward import file_hash, parameter_fields
 
     mask = picture.mask_path
-    return f"{text}, " + parameter_fields(picture.strength, file_hash(picture.path), mask and file_hash(mask),
-                                          os.path.basename(picture.path), mask and os.path.basename(mask))
+    return ", " + parameter_fields(picture.strength, file_hash(picture.path), mask and file_hash(mask),
+                                   os.path.basename(picture.path), mask and os.path.basename(mask))
 
 
 def _say_layout(result, say):

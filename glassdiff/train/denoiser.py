@@ -172,7 +172,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 
     if cfg.stop_after < 0:
         raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
-    cfg = dataclasses.replace(cfg, step_offset=trained_steps(cfg.init) if cfg.step_offset is None else cfg.step_offset)
+    taken = trained_steps(cfg.init)  # the steps the --init weights took, read once
+    cfg = dataclasses.replace(cfg, step_offset=taken if cfg.step_offset is None else cfg.step_offset)
     rank, world = setup_distributed(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)
@@ -222,7 +223,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(), "ema": ema.shadow,
                                         "step": done, "config": config_dict(cfg)})
-            _write_model(cfg, ema, vae, text_encoder, dict(unet.config), trained_steps(cfg.init) + done)
+            _write_model(cfg, ema, vae, text_encoder, dict(unet.config), taken + done)
         if rank == 0 and (done % cfg.sample_every == 0 or done == end):
             _write_samples(cfg, done)
     if dist.is_initialized():
