@@ -134,19 +134,19 @@ def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0,
 
 
 def _engine(pipe) -> str:
-    from .engine import OnnxDenoiser
+    from .denoiser import Denoiser
 
-    return "onnx" if isinstance(pipe.denoiser(), OnnxDenoiser) else "torch"
+    return "torch" if isinstance(pipe.denoiser(), Denoiser) else pipe.engine_in_use()
 
 
 def time_export() -> dict:
     """The fast path's one-off cost: exporting the UNet to ONNX (into a fresh cache), the file it leaves, and the
     time to load it in a new session."""
-    from .engine import OnnxDenoiser, export_unet, onnx_path
+    from .engine import OnnxDenoiser, cached_path, export_unet
 
     pipe, what = _pipeline()
     with tempfile.TemporaryDirectory() as cache:
-        path = os.path.join(cache, os.path.basename(onnx_path(pipe.model_hash)))
+        path = os.path.join(cache, os.path.basename(cached_path("onnx", pipe.model_hash)))
         t0 = time.perf_counter()
         export_unet(pipe.unet, path, pipe.unet.config.sample_size,
                     (pipe.text_encoder.max_length, pipe.text_encoder.dim))
@@ -254,17 +254,23 @@ def sd15_random_file() -> str:
 
 def time_sd_steps(path: str, size: int, steps: int = 4, repeats: int = 2) -> dict:
     """Seconds per guided step at `size`, between the first and the last step's end (the text encoder, the first
-    step's warm-up and the decoder left out), glassdiff's loop against diffusers' on a copy of the same weights."""
+    step's warm-up and the decoder left out): glassdiff's loop on PyTorch's UNet and on OpenVINO's against
+    diffusers' on a copy of the same weights."""
     from .pipeline import Pipeline
 
     pipe = Pipeline.load(path)
+    fast = copy.copy(pipe)
+    fast.engine = "openvino"
+    engine = _engine(fast)  # converted here, once, where the cache does not hold it yet
     reference = _reference(pipe, "dpmpp_2m")  # a copy in diffusers' own layout; ours keeps its own
-    ends: dict[str, list[float]] = {"glassdiff": [], "diffusers": []}
+    ends: dict[str, list[list[float]]] = {"glassdiff": [], "openvino": [], "diffusers": []}
 
-    def ours():
-        ends["glassdiff"].append([])
-        pipe(PROMPT, seed=0, steps=steps, width=size, height=size, layout=0.0,
-             observers=(lambda record: ends["glassdiff"][-1].append(time.perf_counter()),))
+    def ours(who, runner):
+        def run():
+            ends[who].append([])
+            runner(PROMPT, seed=0, steps=steps, width=size, height=size, layout=0.0,
+                   observers=(lambda record: ends[who][-1].append(time.perf_counter()),))
+        return run
 
     def theirs():
         ends["diffusers"].append([])
@@ -278,13 +284,42 @@ def time_sd_steps(path: str, size: int, steps: int = 4, repeats: int = 2) -> dic
                       num_inference_steps=steps, guidance_scale=4.0, height=size, width=size,
                       generator=torch.Generator().manual_seed(0), output_type="latent", callback_on_step_end=on_step)
 
-    _interleaved({"glassdiff": ours, "diffusers": theirs}, repeats, warm=False)
+    _interleaved({"glassdiff": ours("glassdiff", pipe), "openvino": ours("openvino", fast), "diffusers": theirs},
+                 repeats, warm=False)
     per_step = {who: statistics.median((run[-1] - run[0]) / (len(run) - 1) for run in runs)
                 for who, runs in ends.items()}
     return {"name": f"SD 1.5 architecture (random weights), {size}x{size}, seconds per guided step",
             "size": size, "threads": torch.get_num_threads(), "glassdiff_s": per_step["glassdiff"],
-            "diffusers_s": per_step["diffusers"], "ratio": per_step["diffusers"] / per_step["glassdiff"],
+            "openvino_s": per_step["openvino"], "engine": engine, "diffusers_s": per_step["diffusers"],
+            "ratio": per_step["diffusers"] / per_step["glassdiff"],
+            "openvino_ratio": per_step["diffusers"] / per_step["openvino"],
             "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
+
+
+def time_openvino_conversion(path: str) -> dict:
+    """OpenVINO's one-off cost on SD 1.5's UNet: the conversion, the files it caches, and compiling them in a new
+    process's time; the converted files then stay in the cache for the runs that follow."""
+    from .engine import OpenVinoDenoiser, cached_path, export_openvino
+    from .pipeline import Pipeline
+
+    pipe = Pipeline.load(path)
+    cached = cached_path("openvino", pipe.model_hash)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.dirname(cached))) as scratch:
+        xml = os.path.join(scratch, os.path.basename(cached))
+        t0 = time.perf_counter()
+        export_openvino(pipe.unet, xml, pipe.unet.config.sample_size, (pipe.text_encoder.max_length,
+                                                                       pipe.text_encoder.dim))
+        convert_s = time.perf_counter() - t0
+        size_gb = sum(os.path.getsize(os.path.join(scratch, name)) for name in os.listdir(scratch)) / 2**30
+        t0 = time.perf_counter()
+        OpenVinoDenoiser(xml, pipe.unet.config.in_channels)
+        compile_s = time.perf_counter() - t0
+        if not os.path.exists(cached):
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            os.replace(xml.removesuffix(".xml") + ".bin", cached.removesuffix(".xml") + ".bin")
+            os.replace(xml, cached)
+    return {"name": "SD 1.5 architecture on OpenVINO, one-off cost", "convert_s": convert_s, "compile_s": compile_s,
+            "cache_gb": size_gb}
 
 
 _SD_MEMORY_CHILD = """
@@ -293,7 +328,8 @@ from glassdiff.bench import _reference, PROMPT
 from glassdiff.pipeline import Pipeline
 pipe = Pipeline.load(sys.argv[1])
 size = int(sys.argv[3])
-if sys.argv[2] == "glassdiff":
+if sys.argv[2] in ("glassdiff", "openvino"):
+    pipe.engine = "torch" if sys.argv[2] == "glassdiff" else "openvino"
     pipe(PROMPT, seed=0, steps=2, width=size, height=size, layout=0.0)
 else:
     ref = _reference(pipe, "dpmpp_2m", copy_weights=False)
@@ -305,30 +341,38 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 """
 
 
-def sd_peak_memory(path: str, size: int) -> dict:
-    """Peak resident memory (GB) of a fresh process that loads the fp16 file and draws one image at `size`."""
+def sd_peak_memory(path: str, size: int, engines: tuple[str, ...] = ("glassdiff", "diffusers")) -> dict:
+    """Peak resident memory (GB) of a fresh process that loads the fp16 file and draws one image at `size`
+    (engines: glassdiff on PyTorch, "openvino": glassdiff on OpenVINO, from its cache, "diffusers")."""
     peaks = {}
-    for name in ("glassdiff", "diffusers"):
+    for name in engines:
         out = subprocess.run([sys.executable, "-c", _SD_MEMORY_CHILD, path, name, str(size)], capture_output=True,
                              text=True, check=True)
         peaks[name] = int(out.stdout.strip().splitlines()[-1]) / 2**20
     return {"name": f"SD 1.5 architecture, peak memory at {size}x{size} (fresh process, fp16 file)",
             "glassdiff_gb": peaks["glassdiff"], "diffusers_gb": peaks["diffusers"],
+            "openvino_gb": peaks.get("openvino"),
             "ratio": peaks["diffusers"] / peaks["glassdiff"], "target": "glassdiff <= 6 GB",
             "ratio_means": "diffusers peak / glassdiff peak (>1: glassdiff smaller)"}
 
 
 def run_sd_benchmarks(json_out: str | None = None) -> list[dict]:
     path = sd15_random_file()
-    results = [sd_peak_memory(path, 256), sd_peak_memory(path, 512), time_sd_steps(path, 256),
+    results = [time_openvino_conversion(path), sd_peak_memory(path, 256),
+               sd_peak_memory(path, 512, engines=("glassdiff", "openvino", "diffusers")), time_sd_steps(path, 256),
                time_sd_steps(path, 512)]
     for r in results:
-        if "glassdiff_s" in r:
-            print(f"{r['name']} ({r['threads']} threads): glassdiff {r['glassdiff_s']:.2f} s, "
-                  f"diffusers {r['diffusers_s']:.2f} s, ratio {r['ratio']:.3f}")
+        if "convert_s" in r:
+            print(f"{r['name']}: conversion {r['convert_s']:.0f} s, {r['cache_gb']:.1f} GB in the cache, "
+                  f"compiled in a new process in {r['compile_s']:.1f} s")
+        elif "glassdiff_s" in r:
+            print(f"{r['name']} ({r['threads']} threads): glassdiff {r['glassdiff_s']:.2f} s (PyTorch), "
+                  f"{r['openvino_s']:.2f} s ({r['engine']}), diffusers {r['diffusers_s']:.2f} s, ratio "
+                  f"{r['ratio']:.3f} (PyTorch), {r['openvino_ratio']:.3f} ({r['engine']})")
         else:
-            print(f"{r['name']}: glassdiff {r['glassdiff_gb']:.2f} GB, diffusers {r['diffusers_gb']:.2f} GB, "
-                  f"ratio {r['ratio']:.3f}")
+            on_openvino = f", on OpenVINO {r['openvino_gb']:.2f} GB" if r["openvino_gb"] else ""
+            print(f"{r['name']}: glassdiff {r['glassdiff_gb']:.2f} GB{on_openvino}, diffusers "
+                  f"{r['diffusers_gb']:.2f} GB, ratio {r['ratio']:.3f}")
     _write_json(results, json_out)
     return results
 

@@ -200,7 +200,8 @@ def cmd_info(args):
           f"scaling {info['vae']['scaling_factor']:.4f}")
     print(f"image      {info['image'][0]}x{info['image'][1]}x3  ->  latent {'x'.join(map(str, info['latent']))}")
     print(f"schedule   {info['schedule']}, {info['prediction_type']}; samplers: {', '.join(SAMPLERS)}")
-    print(f"engine     {info['engine']} (--engine onnx: ONNX Runtime, the fast path; torch: PyTorch, the reference)")
+    print(f"engine     {info['engine']} (--engine onnx: ONNX Runtime, the fast path for glassdiff's models; openvino: "
+          f"OpenVINO, any model; torch: PyTorch, the reference)")
 
 
 def cmd_models(args):

@@ -21,7 +21,7 @@ LAYOUT_START_SHARE = 1 / 15
 MAX_PIXELS = 1024 * 1024  # beyond this a CPU run is out of memory or out of patience
 
 
-ENGINES = ("auto", "onnx", "torch")  # what runs the UNet (engine.py)
+ENGINES = ("auto", "onnx", "openvino", "torch")  # what runs the UNet (engine.py)
 
 
 class BadInput(ValueError):

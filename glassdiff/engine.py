@@ -1,4 +1,4 @@
-"""The fast path: glassdiff's own UNets run by ONNX Runtime instead of PyTorch.
+"""The fast paths: a UNet run by ONNX Runtime or OpenVINO instead of PyTorch.
 
 A small UNet on a 16x16 latent does little arithmetic per step; most of PyTorch's time goes to dispatching
 hundreds of small operators. ONNX Runtime runs the same graph, exported once per model (cached under
@@ -7,9 +7,12 @@ denoiser is the same callable (x_in, t, context) -> output, so StepRecords hold 
 PyTorch's eager UNet stays the reference (tests compare against it; images agree within 1/255) and is what the
 explainer runs, since attention maps need PyTorch's attention processors. README, "Performance", has the figures.
 
-Engines: "torch" (the reference), "onnx" (glassdiff's own models only), or "auto": onnx for glassdiff's own models
-when onnxruntime is installed, torch for Stable Diffusion's (wide UNets are compute-bound, where PyTorch's oneDNN
-kernels already keep the CPU busy; their export would be gigabytes) and wherever the export fails (with a notice).
+Engines: "torch" (the reference); "onnx" (glassdiff's own models only); "openvino" (any model: OpenVINO's CPU
+plugin runs Stable Diffusion's wide UNets faster than PyTorch does; converted once per model and cached, in fp32);
+"auto": onnx for glassdiff's own models when onnxruntime is installed, torch for Stable Diffusion's (OpenVINO's
+compiled copy of the weights more than doubles the peak memory, and its first use converts for a minute: asked
+for, not a default). Wherever an engine cannot load or convert a model, generation runs PyTorch's UNet, with a
+notice.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from .denoiser import unet_input
 ENV = "GLASSDIFF_ENGINE"
 
 
-def onnxruntime_installed() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def installed(engine: str) -> bool:
+    """Whether the engine's runtime can be imported ("onnx": onnxruntime, "openvino": openvino)."""
+    import importlib.util
+
+    return engine == "torch" or importlib.util.find_spec({"onnx": "onnxruntime"}.get(engine, engine)) is not None
 
 
 def chosen_engine(engine: str, own_model: bool) -> str:
@@ -46,10 +48,11 @@ def chosen_engine(engine: str, own_model: bool) -> str:
     if engine == "onnx" and not own_model:
         raise BadInput("--engine onnx runs glassdiff's own models; a Stable Diffusion model runs on --engine torch "
                        "(or auto)")
-    if engine == "onnx" and not onnxruntime_installed():
-        raise BadInput("--engine onnx needs onnxruntime: pip install onnxruntime, or use --engine torch")
+    if engine != "auto" and not installed(engine):
+        package = {"onnx": "onnxruntime"}.get(engine, engine)
+        raise BadInput(f"--engine {engine} needs {package}: pip install {package}, or use --engine torch")
     if engine == "auto":
-        return "onnx" if own_model and onnxruntime_installed() else "torch"
+        return "onnx" if own_model and installed("onnx") else "torch"
     return engine
 
 
@@ -77,22 +80,48 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().to(torch.float32).numpy())
 
 
-def onnx_path(model_hash: str) -> str:
+class OpenVinoDenoiser:
+    """The sampling loop's denoiser, run by OpenVINO's CPU plugin in fp32, compiled once for any shape."""
+
+    def __init__(self, path: str, in_channels: int):
+        import openvino as ov
+
+        core = ov.Core()
+        settings = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        self.request = core.compile_model(core.read_model(path), "CPU", settings).create_infer_request()
+        self.in_channels = in_channels
+
+    def __call__(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        out = self.request.infer([_array(unet_input(x_in, self.in_channels)), _array(t.to(torch.float32)),
+                                  _array(context)])
+        return torch.from_numpy(out[0].copy())  # the request reuses its output buffer at the next call
+
+
+def cached_path(engine: str, model_hash: str) -> str:
+    """Where an engine's copy of a model's UNet is cached, named by the model and the versions that made it."""
     from .checkpoints import cache_dir
 
-    return os.path.join(cache_dir(), "onnx", f"{model_hash}-torch{torch.__version__.split('+')[0]}-unet.onnx")
+    versions = f"torch{torch.__version__.split('+')[0]}"
+    if engine == "openvino":
+        import openvino
+
+        versions += f"-openvino{openvino.__version__.split('-')[0]}"
+    suffix = "xml" if engine == "openvino" else "onnx"
+    return os.path.join(cache_dir(), engine, f"{model_hash}-{versions}-unet.{suffix}")
 
 
-def onnx_denoiser(unet, model_hash: str, latent_size: int, context_shape: tuple[int, int]) -> OnnxDenoiser | None:
-    """The model's UNet in ONNX Runtime, exported on first use (atomically, into the cache); None, with a notice,
-    where that fails (the caller runs PyTorch's)."""
-    path = onnx_path(model_hash)
+def fast_denoiser(engine: str, unet, model_hash: str, latent_size: int, context_shape: tuple[int, int]):
+    """The model's UNet in the engine's runtime, converted on first use (atomically, into the cache); None, with a
+    notice, where that fails (the caller runs PyTorch's)."""
+    name, export, runner = _runtime(engine)
+    path = cached_path(engine, model_hash)
     try:
         if not os.path.exists(path):
-            export_unet(unet, path, latent_size, context_shape)
-        return OnnxDenoiser(path, unet.config.in_channels)
+            export(unet, path, latent_size, context_shape)
+        return runner(path, unet.config.in_channels)
     except Exception as err:  # noqa: BLE001 - any failure of the fast path falls back to the reference path
-        notice(f"the ONNX Runtime UNet is not available ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+        notice(f"the {name} UNet is not available ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
                f"running PyTorch's (--engine torch says so without trying)")
         return None
 
@@ -108,20 +137,65 @@ class _Positional(torch.nn.Module):
         return self.unet(x, t, encoder_hidden_states=context, return_dict=False)[0]
 
 
+def _traceable(unet) -> _Positional:
+    """The UNet for a tracer, in PyTorch's default layout (a copy where it runs channels-last)."""
+    if any(p.dim() == 4 and not p.is_contiguous() for p in unet.parameters()):
+        unet = copy.deepcopy(unet).to(memory_format=torch.contiguous_format)
+    return _Positional(unet).eval()
+
+
+def _example(unet, latent_size: int, context_shape: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    return (torch.randn(2, unet.config.in_channels, latent_size, latent_size), torch.full((2,), 500.0),
+            torch.randn(2, *context_shape))
+
+
 def export_unet(unet, path: str, latent_size: int, context_shape: tuple[int, int]):
-    """Trace the UNet (a copy, in PyTorch's default layout) to ONNX with any batch, latent size and prompt length."""
+    """Trace the UNet to ONNX with any batch, latent size and prompt length."""
     import warnings
 
     from .io import atomic_path
 
     notice(f"preparing this model's UNet for ONNX Runtime, once (a few seconds; cached in {os.path.dirname(path)})")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    module = _Positional(copy.deepcopy(unet).to(memory_format=torch.contiguous_format)).eval()
-    example = (torch.randn(2, unet.config.in_channels, latent_size, latent_size), torch.full((2,), 500.0),
-               torch.randn(2, *context_shape))
+    module, example = _traceable(unet), _example(unet, latent_size, context_shape)
     axes = {"x": {0: "batch", 2: "height", 3: "width"}, "t": {0: "batch"}, "context": {0: "batch", 1: "tokens"},
             "out": {0: "batch", 2: "height", 3: "width"}}
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on Python branches the UNet takes the same way
         torch.onnx.export(module, example, tmp, input_names=["x", "t", "context"], output_names=["out"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
+
+
+def export_openvino(unet, path: str, latent_size: int, context_shape: tuple[int, int]):
+    """Convert the UNet to OpenVINO's format (free shapes), traced on a small latent; its .bin is written before its
+    .xml, each renamed into place, so the .xml's presence means both are whole. Everything is stored in fp32:
+    OpenVINO's fp16 storage also rounds the traced graph's own constants (the timestep embedding's frequencies),
+    which moved the default model's pixels by 3/255."""
+    import shutil
+    import tempfile
+    import warnings
+
+    import openvino as ov
+
+    params = sum(p.numel() for p in unet.parameters())
+    notice(f"preparing this model's UNet for OpenVINO, once ({'a few seconds' if params < 1e8 else 'a minute or two'}"
+           f"; cached in {os.path.dirname(path)})")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    module, example = _traceable(unet), _example(unet, min(latent_size, 16), context_shape)
+    scratch = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".converting-")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ov.convert_model(module, example_input=example)
+        ov.save_model(model, os.path.join(scratch, "unet.xml"), compress_to_fp16=False)
+        stem = path.removesuffix(".xml")
+        os.replace(os.path.join(scratch, "unet.bin"), stem + ".bin")
+        os.replace(os.path.join(scratch, "unet.xml"), path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _runtime(engine: str):
+    """The engine's name, converter and denoiser."""
+    return {"onnx": ("ONNX Runtime", export_unet, OnnxDenoiser),
+            "openvino": ("OpenVINO", export_openvino, OpenVinoDenoiser)}[engine]

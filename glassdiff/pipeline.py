@@ -65,7 +65,7 @@ class Pipeline:
         self.engine = "auto"  # what runs the UNet: engine.py
         self._hash = None
         self._grounder = None
-        self._fast = None  # the ONNX Runtime denoiser, once made (False: it could not be)
+        self._fast = {}  # engine -> its denoiser, once made (False: it could not be)
 
     # ---------- loading and saving ----------
 
@@ -242,22 +242,25 @@ class Pipeline:
                       attention=attention_maps, plans=plans, groundings=groundings, read_as=read_as)
 
     def engine_in_use(self) -> str:
-        """The engine generation runs the UNet on: "onnx" or "torch" (engine.py), self.engine resolved."""
+        """The engine generation runs the UNet on: "onnx", "openvino" or "torch" (engine.py), self.engine
+        resolved."""
         from .engine import chosen_engine
 
         return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm")
 
     def denoiser(self, reference: bool = False):
-        """What runs the UNet in the loop: PyTorch's (the reference, and what attention maps need) or ONNX
-        Runtime's (engine.py), as self.engine says."""
-        from .engine import onnx_denoiser
+        """What runs the UNet in the loop: PyTorch's (the reference, and what attention maps need), ONNX Runtime's
+        or OpenVINO's (engine.py), as self.engine says."""
+        from .engine import fast_denoiser
 
-        if reference or self.engine_in_use() == "torch":
+        engine = "torch" if reference else self.engine_in_use()
+        if engine == "torch":
             return Denoiser(self.unet)
-        if self._fast is None:
+        if engine not in self._fast:
             context = (self.text_encoder.max_length, self.text_encoder.dim)
-            self._fast = onnx_denoiser(self.unet, self.model_hash, self.unet.config.sample_size, context) or False
-        return self._fast or Denoiser(self.unet)
+            self._fast[engine] = fast_denoiser(engine, self.unet, self.model_hash, self.unet.config.sample_size,
+                                               context) or False
+        return self._fast[engine] or Denoiser(self.unet)
 
     def _start(self, scheduler, steps: int, seeds: list[int], size: tuple[int, int], picture, strength: float, mask):
         """x_T, each image's generator, and where sampling begins: from seeded noise, or from the picture noised to

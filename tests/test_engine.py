@@ -70,11 +70,11 @@ def test_step_records_on_the_fast_path_hold_the_fast_unets_outputs(fast, referen
 
 
 def test_the_export_is_cached_once_per_model_and_read_back(fast, tiny_model_dir):
-    from glassdiff.engine import onnx_path
+    from glassdiff.engine import cached_path
     from glassdiff.pipeline import Pipeline
 
     fast("a star", steps=2)
-    path = onnx_path(fast.model_hash)
+    path = cached_path("onnx", fast.model_hash)
     made = os.stat(path).st_mtime_ns
     again = Pipeline.load(tiny_model_dir)
     again.engine = "onnx"
@@ -130,3 +130,103 @@ def test_stable_diffusion_models_run_on_pytorch(monkeypatch):
     assert chosen_engine("auto", own_model=False) == "torch" and chosen_engine("auto", own_model=True) == "onnx"
     with pytest.raises(BadInput, match="runs glassdiff's own models"):
         chosen_engine("onnx", own_model=False)
+
+
+# ---------- OpenVINO: any model, Stable Diffusion's included ----------
+
+@pytest.fixture()
+def on_openvino(tiny_model_dir, tmp_path, monkeypatch):
+    from glassdiff.pipeline import Pipeline
+
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
+    pipe = Pipeline.load(tiny_model_dir)
+    pipe.engine = "openvino"
+    return pipe
+
+
+@pytest.mark.parametrize("batch, side, tokens", [(2, 8, 16), (3, 4, 30)])
+def test_the_openvino_unet_computes_what_pytorchs_does_at_any_shape(on_openvino, batch, side, tokens):
+    from glassdiff.engine import OpenVinoDenoiser
+
+    denoise = on_openvino.denoiser()
+    assert isinstance(denoise, OpenVinoDenoiser)
+    x = torch.randn(batch, on_openvino.unet.config.out_channels, side, side, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([999, 40, 600][:batch])
+    context = torch.randn(batch, tokens, on_openvino.text_encoder.dim, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        expected = Denoiser(on_openvino.unet)(x, t, context)
+    first = denoise(x, t, context)
+    denoise(x.flip(0), t, context)  # the request's next call must not change what the first returned
+    torch.testing.assert_close(first, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_images_on_openvino_are_the_references_within_one_level(on_openvino, reference):
+    cfg = SamplingConfig(steps=6, seed=2, sampler="euler_a", batch=2)
+    for prompt in ("a red star left of a blue heart", "a green circle"):
+        for a, b in zip(on_openvino(prompt, cfg).images, reference(prompt, cfg).images):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory):
+    from sd_tiny import build_sd
+
+    return build_sd(str(tmp_path_factory.mktemp("sd") / "v"), v_prediction=True)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One conversion cache for the sampler tests: the tiny model is converted once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("sampler", ("ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lms"))
+def test_a_stable_diffusion_model_on_openvino_draws_pytorchs_pixels_with_every_sampler(tiny_sd, sampler, shared_cache,
+                                                                                       monkeypatch):
+    from glassdiff.pipeline import Pipeline
+
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(shared_cache))
+    pipe = Pipeline.load(tiny_sd)
+    cfg = SamplingConfig(steps=5, seed=7, sampler=sampler, guidance=5.0, negative="blurry", layout=0.0)
+    theirs = pipe("a red cat on a mat", cfg).images
+    pipe.engine = "openvino"
+    assert pipe.engine_in_use() == "openvino"
+    for a, b in zip(pipe("a red cat on a mat", cfg).images, theirs):
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
+
+
+def test_the_command_line_runs_a_stable_diffusion_model_on_openvino(tiny_sd, tmp_path, monkeypatch, capsys):
+    from glassdiff.cli import main
+
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    common = ["generate", "a dog", "--model", tiny_sd, "--steps", "3", "-q", "--width", "16", "--height", "16"]
+    assert main([*common, "-o", "fast.png", "--engine", "openvino"]) == 0
+    assert main([*common, "-o", "reference.png", "--engine", "torch"]) == 0
+    fast_pixels, reference_pixels = (np.asarray(Image.open(name), dtype=int) for name in ("fast.png", "reference.png"))
+    assert np.abs(fast_pixels - reference_pixels).max() <= 1
+    cached = sorted(os.listdir(tmp_path / "cache" / "openvino"))
+    assert [name.rsplit(".", 1)[1] for name in cached] == ["bin", "xml"]  # nothing half-written left beside them
+
+
+def test_a_failed_openvino_conversion_falls_back_to_pytorch_with_a_notice(on_openvino, reference, monkeypatch):
+    import glassdiff.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot convert")
+
+    monkeypatch.setattr(glassdiff.engine, "export_openvino", broken)
+    with pytest.warns(Warning, match="OpenVINO UNet is not available.*cannot convert"):
+        result = on_openvino("a star", steps=3, seed=1)
+    assert result.latents.equal(reference("a star", steps=3, seed=1).latents)
+
+
+def test_an_engine_that_is_not_installed_is_one_line(monkeypatch):
+    import glassdiff.engine
+    from glassdiff.config import BadInput
+
+    assert glassdiff.engine.chosen_engine("openvino", own_model=False) == "openvino"
+    monkeypatch.setattr(glassdiff.engine, "installed", lambda engine: engine == "torch")
+    with pytest.raises(BadInput, match="--engine openvino needs openvino: pip install openvino"):
+        glassdiff.engine.chosen_engine("openvino", own_model=True)
+    assert glassdiff.engine.chosen_engine("auto", own_model=True) == "torch"
