@@ -6,11 +6,11 @@ import dataclasses
 import math
 import unicodedata
 
-SAMPLERS = ("ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lms")
+SAMPLERS = ("ddpm", "ddim", "euler", "euler_a", "dpmpp_2m", "unipc", "lms", "lcm")  # lcm: for distilled students
 # A1111's names for the same samplers (what its PNGs record and its API takes); "DPM++ 2M Karras" is older A1111's
 # name for DPM++ 2M with the Karras schedule type
 A1111_SAMPLERS = {"DDPM": "ddpm", "DDIM": "ddim", "Euler": "euler", "Euler a": "euler_a", "DPM++ 2M": "dpmpp_2m",
-                  "UniPC": "unipc", "LMS": "lms"}
+                  "UniPC": "unipc", "LMS": "lms", "LCM": "lcm"}
 MAX_STEPS = 1000
 MAX_SEED = 2**64 - 1  # seeds are 64-bit, as diffusers' and A1111's users write them; -1 draws one at random
 MAX_GUIDANCE = 30.0  # A1111's CFG range; 0 ignores the prompt, 1 is the prompt alone

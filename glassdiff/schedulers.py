@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
-                       EulerDiscreteScheduler, LMSDiscreteScheduler, UniPCMultistepScheduler)
+                       EulerDiscreteScheduler, LCMScheduler, LMSDiscreteScheduler, UniPCMultistepScheduler)
 
 SCHEDULERS = {
     "ddpm": DDPMScheduler,
@@ -20,6 +20,7 @@ SCHEDULERS = {
     "dpmpp_2m": DPMSolverMultistepScheduler,
     "unipc": UniPCMultistepScheduler,
     "lms": LMSDiscreteScheduler,
+    "lcm": LCMScheduler,  # a consistency model's few steps (train/distill.py's students), at guidance 1
 }
 SIGMA_SPACE = ("euler", "euler_a", "lms")  # their latents are x0 + sigma * eps, not x_t
 

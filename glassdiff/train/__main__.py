@@ -12,9 +12,10 @@ import typing
 def _stages():
     from .autoencoder import AutoencoderTrainConfig, train_autoencoder
     from .denoiser import DenoiserTrainConfig, train_denoiser
+    from .distill import DistillTrainConfig, train_distill
 
     return {"autoencoder": (AutoencoderTrainConfig, train_autoencoder),
-            "denoiser": (DenoiserTrainConfig, train_denoiser)}
+            "denoiser": (DenoiserTrainConfig, train_denoiser), "distill": (DistillTrainConfig, train_distill)}
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls):

@@ -70,8 +70,8 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(lines[:2])
 
 
-def sample_sheet(pipe, prompts, out_png: str, seed: int = 0):
-    images = [pipe(p, seed=seed).image for p in prompts]
+def sample_sheet(pipe, prompts, out_png: str, seed: int = 0, **params):
+    images = [pipe(p, seed=seed, **params).image for p in prompts]
     os.makedirs(os.path.dirname(out_png), exist_ok=True)
     with atomic_path(out_png) as tmp:
         labelled_grid(images, list(prompts), columns=4).save(tmp, format="PNG")

@@ -1,0 +1,200 @@
+"""Stage 3: a student that draws in 1 to 4 steps, distilled from a teacher model (latent consistency distillation).
+
+The student learns to map any point of the teacher's guided ODE trajectory straight to its clean end (Song et al.
+2023, "Consistency Models"; Luo et al. 2023, "Latent Consistency Models"). Each step: a cached latent is noised to
+t, a timestep of the 50-step grid; the teacher runs one guided DDIM step from t to s = t - 20 (its guidance, 4 by
+default, folded in: the student runs one UNet pass a step, no guided pair); the student's answer at (x_t, t) is
+pulled towards its own slowly moving copy's (EMA) answer at (x_s, s). Answers pass through the boundary condition
+c_skip(t) x_t + c_out(t) x0 (diffusers' LCMScheduler's), so at t = 0 the answer is x_t itself. The student is
+sampled by `--sampler lcm` with guidance 1.
+
+Same habits as the denoiser stage: the cached latents and captions, batches a function of (seed, step), atomic
+resumable checkpoints, a log, a loss plot, sample sheets, and the model folder `out/model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import torch
+from tqdm import tqdm
+
+from ..algebra import add_noise, to_x0_and_eps
+from ..config import BadInput
+from ..denoiser import Denoiser
+from .common import EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything
+from .denoiser import DenoiserTrainConfig, load_or_build_cache, trained_steps, weights_digest
+
+SIGMA_DATA = 0.5  # LCMScheduler's boundary condition
+TIMESTEP_SCALING = 10.0
+STUDENT_SAMPLING = {"sampler": "lcm", "steps": 4, "guidance": 1.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillTrainConfig:
+    out: str = "runs/distill"
+    teacher: str = "glassdiff/weights"  # the teacher's model folder; the student starts from its weights
+    guidance: float = 4.0  # the teacher's guidance, folded into the student
+    grid: int = 50  # the teacher's ODE steps span 1000 / grid training timesteps (LCM's k = 20)
+    steps: int = 3000
+    stop_after: int = 0
+    batch: int = 32
+    lr: float = 2e-5
+    warmup: int = 100
+    ema_decay: float = 0.95  # the target copy's decay (LCM's mu)
+    huber_c: float = 0.001  # pseudo-Huber loss: sqrt(d^2 + c^2) - c
+    captions: int = 6000
+    scenes_per_caption: int = 2
+    seed: int = 0
+    checkpoint_every: int = 100
+    sample_every: int = 500
+    resume: bool = False
+    device: str = "cpu"
+
+    def data_config(self, size: int) -> DenoiserTrainConfig:
+        """The denoiser stage's data options for the teacher's autoencoder: the same cache format and drawing."""
+        return DenoiserTrainConfig(out=self.out, vae=os.path.join(self.teacher, "vae"), size=size,
+                                   captions=self.captions, scenes_per_caption=self.scenes_per_caption, seed=self.seed,
+                                   device=self.device)
+
+
+def boundary(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """c_skip(t), c_out(t) shaped (B, 1, 1, 1), as diffusers' LCMScheduler computes them."""
+    scaled = (t.float() * TIMESTEP_SCALING).view(-1, 1, 1, 1)
+    return SIGMA_DATA**2 / (scaled**2 + SIGMA_DATA**2), scaled / (scaled**2 + SIGMA_DATA**2) ** 0.5
+
+
+def consistent(denoise, x_t, t, context, alpha_bar, prediction_type):
+    """The consistency function: c_skip x_t + c_out x0_pred."""
+    x0, _ = to_x0_and_eps(denoise(x_t, t, context), x_t, alpha_bar, prediction_type)
+    c_skip, c_out = boundary(t)
+    return c_skip * x_t + c_out * x0
+
+
+def step_batch(cfg: DistillTrainConfig, n_latents: int, step: int):
+    """Indices, grid positions and noise of `step`: a function of (seed, step) only."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    idx = torch.randint(0, n_latents, (cfg.batch,), generator=g)
+    position = torch.randint(0, cfg.grid, (cfg.batch,), generator=g)
+    return idx, position, g
+
+
+def distill_loss(cfg, student, target, teacher, alphas_cumprod, cache, idx, position, g, prediction_type):
+    skip = len(alphas_cumprod) // cfg.grid
+    t = (position + 1) * skip - 1  # 19, 39, ..., 999
+    s = (t - skip).clamp(min=0)
+    x0 = cache["latents"][idx]
+    context = cache["context"][cache["caption_of"][idx]].float()
+    ab_t, ab_s = (alphas_cumprod[v].view(-1, 1, 1, 1) for v in (t, s))
+    x_t = add_noise(x0, torch.randn(x0.shape, generator=g), ab_t)
+    with torch.no_grad():
+        uncond = cache["uncond"].float().expand_as(context)
+        both = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, context]))
+        out_uncond, out_cond = both.chunk(2)
+        guided = out_uncond + cfg.guidance * (out_cond - out_uncond)
+        x0_hat, eps_hat = to_x0_and_eps(guided, x_t, ab_t, prediction_type)
+        x_s = add_noise(x0_hat, eps_hat, ab_s)  # one DDIM step of the teacher's guided ODE
+        wanted = consistent(target, x_s, s, context, ab_s, prediction_type)
+    got = consistent(student, x_t, t, context, ab_t, prediction_type)
+    return ((got - wanted).pow(2).mean(dim=(1, 2, 3)) + cfg.huber_c**2).sqrt() - cfg.huber_c
+
+
+def train_distill(cfg: DistillTrainConfig) -> dict:
+    """Distil (resumably); write checkpoints, samples, the loss curve and the student's folder `out/model`."""
+    from ..pipeline import Pipeline
+
+    if cfg.stop_after < 0:
+        raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
+    if not os.path.isdir(cfg.teacher):
+        raise BadInput(f"--teacher {cfg.teacher}: no such model folder")
+    os.makedirs(cfg.out, exist_ok=True)
+    seed_everything(cfg.seed)
+    teacher_pipe = Pipeline.load(cfg.teacher)
+    if teacher_pipe.text_encoder.kind != "minilm":
+        raise BadInput("distillation takes glassdiff's own models as teachers (a Stable Diffusion one is not "
+                       "supported yet)")
+    data = cfg.data_config(teacher_pipe.native_size)
+    cache = load_or_build_cache(data, teacher_pipe.vae, teacher_pipe.text_encoder, rank=0)
+    prediction_type = teacher_pipe.scheduler_config["prediction_type"]
+    alphas_cumprod = _alphas_cumprod(teacher_pipe.scheduler_config)
+    unet = teacher_pipe.unet
+    teacher_unet = _frozen_copy(unet)
+    unet.train().requires_grad_(True)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    ema = EMA(unet, cfg.ema_decay)
+    target_unet = _frozen_copy(unet)
+    ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
+    if cfg.resume and os.path.exists(ckpt_path):
+        state = load_checkpoint(ckpt_path, config_dict(cfg))
+        unet.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        ema.shadow = state["ema"]
+        start = state["step"]
+    end = min(cfg.stop_after or cfg.steps, cfg.steps)
+    t0 = time.time()
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="distill", dynamic_ncols=True)
+    for step in bar:
+        target_unet.load_state_dict(ema.shadow)
+        idx, position, g = step_batch(cfg, len(cache["latents"]), step)
+        losses = distill_loss(cfg, Denoiser(unet), Denoiser(target_unet), Denoiser(teacher_unet), alphas_cumprod,
+                              cache, idx, position, g, prediction_type)
+        loss = losses.mean()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema.update(unet, step)
+        bar.set_postfix(loss=f"{loss.item():.5f}", img_s=f"{cfg.batch * (step + 1 - start) / (time.time() - t0):.1f}")
+        log_line(os.path.join(cfg.out, "log.jsonl"), {"step": step + 1, "loss": loss.item(),
+                                                      "elapsed_s": round(time.time() - t0, 2)})
+        done = step + 1
+        if done % cfg.checkpoint_every == 0 or done == end:
+            save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(),
+                                        "ema": ema.shadow, "step": done, "config": config_dict(cfg)})
+            _write_student(cfg, teacher_pipe, ema, done)
+        if done % cfg.sample_every == 0 or done == end:
+            _write_samples(cfg, done)
+    from .plots import plot_losses
+
+    plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
+    return {"steps": end, "wall_s": time.time() - t0, "images": len(cache["latents"]),
+            "weights_digest": weights_digest(unet)}
+
+
+def _alphas_cumprod(scheduler_config: dict) -> torch.Tensor:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(scheduler_config).alphas_cumprod.float()
+
+
+def _frozen_copy(unet):
+    import copy
+
+    return copy.deepcopy(unet).eval().requires_grad_(False)
+
+
+def _write_student(cfg, teacher_pipe, ema, done: int):
+    """The EMA weights as a model folder (out/model), written atomically, recording its teacher and sampling."""
+    from ..pipeline import Pipeline
+
+    unet = _frozen_copy(teacher_pipe.unet)
+    unet.load_state_dict(ema.shadow)
+    student = Pipeline(unet=unet, vae=teacher_pipe.vae, text_encoder=teacher_pipe.text_encoder,
+                       scheduler_config=teacher_pipe.scheduler_config)
+    student.save(os.path.join(cfg.out, "model"), training={
+        "steps": trained_steps(cfg.teacher), "distilled_from": teacher_pipe.model_hash, "distill_steps": done,
+        "guidance_folded": cfg.guidance, "sampling": STUDENT_SAMPLING})
+
+
+def _write_samples(cfg, done: int):
+    from ..pipeline import Pipeline
+    from .denoiser import SAMPLE_PROMPTS
+    from .plots import sample_sheet
+
+    pipe = Pipeline.load(os.path.join(cfg.out, "model"))
+    pipe.engine = "torch"
+    sample_sheet(pipe, SAMPLE_PROMPTS, os.path.join(cfg.out, "samples", f"step{done:06d}.png"), **STUDENT_SAMPLING)

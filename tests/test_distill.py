@@ -1,0 +1,61 @@
+"""Distillation (train/distill.py): a student of a teacher folder, resumable, sampled by the lcm sampler in one UNet
+pass a step."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from glassdiff.config import BadInput
+from glassdiff.train.distill import DistillTrainConfig, boundary, train_distill
+
+TINY = dict(batch=4, captions=12, scenes_per_caption=1, checkpoint_every=2, sample_every=10_000, seed=1)
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_stopped_and_resumed_distillation_ends_where_an_uninterrupted_one_ends(tiny_model_dir, tmp_path, one_thread):
+    whole = train_distill(DistillTrainConfig(out=str(tmp_path / "whole"), teacher=tiny_model_dir, steps=4, **TINY))
+    parts = DistillTrainConfig(out=str(tmp_path / "parts"), teacher=tiny_model_dir, steps=4, stop_after=2, **TINY)
+    train_distill(parts)
+    resumed = train_distill(DistillTrainConfig(**{**parts.__dict__, "stop_after": 0, "resume": True}))
+    assert resumed["weights_digest"] == whole["weights_digest"]
+    with open(tmp_path / "whole" / "model" / "training.json") as f:
+        record = json.load(f)
+    assert record["distill_steps"] == 4 and record["sampling"] == {"sampler": "lcm", "steps": 4, "guidance": 1.0}
+    assert os.path.exists(tmp_path / "whole" / "loss.png")
+
+
+def test_the_student_draws_in_one_unet_pass_a_step_with_the_lcm_sampler(tiny_model_dir, tmp_path):
+    from glassdiff.pipeline import Pipeline
+
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=2, **TINY))
+    student = Pipeline.load(str(tmp_path / "d" / "model"))
+    student.engine = "torch"
+    calls = []
+    real = student.unet.forward
+    student.unet.forward = lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k)
+    for steps in (1, 4):
+        calls.clear()
+        result = student("a red star", seed=0, steps=steps, sampler="lcm", guidance=1.0, layout=0.0, trace=True)
+        assert calls == [1] * steps  # one image, one pass a step: no guided pair
+        assert len(result.trace) == steps and all(r.eps_uncond is None for r in result.trace)
+    torch.testing.assert_close(result.trace[-1].x0_pred, result.latents, atol=1e-3, rtol=1e-3)
+
+
+def test_the_boundary_condition_keeps_x_at_time_zero_and_predicts_x0_elsewhere():
+    c_skip, c_out = boundary(torch.tensor([0, 19, 999]))
+    assert c_skip[0].item() == 1.0 and c_out[0].item() == 0.0
+    assert c_out[1].item() > 0.999 and c_skip[2].item() < 1e-6
+
+
+def test_a_missing_teacher_is_one_line(tmp_path):
+    with pytest.raises(BadInput, match="no such model folder"):
+        train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=str(tmp_path / "nothing"), steps=1))
