@@ -14,8 +14,8 @@ import sys
 from . import __version__
 from .config import BadInput, SamplingConfig, check_prompt, notice
 from .options import (Parser, Picture, add_eval_args, add_model_args, add_picture_args, add_sampling_args,
-                      distinct_outputs, given_sampling, guarded, load_pipeline, model_path, picture_inputs,
-                      picture_size, read_picture_args, sampling_config, writable_output)
+                      asked_sampling, distinct_outputs, given_sampling, guarded, load_pipeline, model_path,
+                      picture_inputs, read_picture_args, sampling_config, writable_output)
 
 SLOW_SECONDS = 30  # a request estimated to take longer is announced before it starts
 
@@ -39,7 +39,7 @@ def generate_request(args) -> Request:
         if args.prompt is None:
             raise BadInput("give a PROMPT (or --from-png FILE to redraw an image from its parameters)")
         picture = read_picture_args(args.init_image, args.strength, args.mask)
-        return Request(check_prompt(args.prompt), sampling_config(picture_size(picture, given)), picture=picture)
+        return Request(check_prompt(args.prompt), asked_sampling(args, picture), picture=picture)
     from .png import params_from_png
 
     read = params_from_png(args.from_png)

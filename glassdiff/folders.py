@@ -68,3 +68,18 @@ def read_training(folder: str) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get("steps", 0), int):
         raise BadInput(f"{path}: the training record should be {{\"steps\": N}}; fix or delete it")
     return record
+
+
+SAMPLING_KEYS = ("sampler", "steps", "guidance")
+
+
+def model_sampling(path: str) -> dict:
+    """The sampling a model folder asks for in place of the defaults (a distilled student: {"sampler": "lcm",
+    "steps": 4, "guidance": 1.0}, from its training record); {} for any other model or a single file."""
+    if not os.path.isdir(path):
+        return {}
+    sampling = read_training(path).get("sampling", {})
+    if not isinstance(sampling, dict) or set(sampling) - set(SAMPLING_KEYS):
+        raise BadInput(f"{os.path.join(path, TRAINING_FILE)}: \"sampling\" may name only {', '.join(SAMPLING_KEYS)}; "
+                       f"fix or delete it")
+    return sampling

@@ -235,6 +235,14 @@ def read_picture_args(path: str | None, strength: float | None, mask: str | None
     return Picture(path, strength, mask, picture, mask_image)
 
 
+def asked_sampling(args, picture: Picture | None = None) -> SamplingConfig:
+    """The sampling options given, over what the model folder asks for (a distilled student's sampler, steps and
+    guidance), over the defaults; a picture's size unless --width or --height say otherwise."""
+    from .folders import model_sampling
+
+    return sampling_config({**model_sampling(model_path(args)), **picture_size(picture, given_sampling(args))})
+
+
 def picture_size(picture: Picture | None, given: dict) -> dict:
     """The picture's size is the image's, unless --width or --height say otherwise (then the picture is resized)."""
     if picture is None or {"width", "height"} & given.keys():

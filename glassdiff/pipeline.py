@@ -19,7 +19,7 @@ from PIL import Image
 from . import __version__
 from .autoencoder import decode, downsample_factor, to_uint8
 from .config import BadInput, BadType, Notice, SamplingConfig, check_prompt, random_seed
-from .folders import TRAINING_FILE, first_line, read_index, text_encoder_kind
+from .folders import TRAINING_FILE, first_line, model_sampling, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
 from .layout import Region, masks, plan, read_as_of
@@ -66,6 +66,7 @@ class Pipeline:
         self._hash = None
         self._grounder = None
         self._fast = {}  # engine -> its denoiser, once made (False: it could not be)
+        self.sampling = {}  # what the model asks for in place of SamplingConfig's defaults (folders.model_sampling)
 
     # ---------- loading and saving ----------
 
@@ -98,7 +99,9 @@ class Pipeline:
             text_encoder = TextEncoder(os.path.join(folder, "text_encoder"), kind="clip", max_length=77)
         else:
             text_encoder = TextEncoder()
-        return cls(unet, vae, text_encoder, scheduler_config, source=folder)
+        pipe = cls(unet, vae, text_encoder, scheduler_config, source=folder)
+        pipe.sampling = model_sampling(folder)
+        return pipe
 
     def save(self, folder: str, training: dict | None = None):
         """Write a diffusers-layout folder atomically (safetensors only): glassdiff's own with the MiniLM note, or,
@@ -187,7 +190,8 @@ class Pipeline:
         """
         if params.get("seed") == -1:
             params["seed"] = random_seed()
-        cfg = dataclasses.replace(config, **params) if config is not None else SamplingConfig(**params)
+        cfg = dataclasses.replace(config, **params) if config is not None else SamplingConfig(**{**self.sampling,
+                                                                                                  **params})
         prompts = _prompts(prompt)
         if scales is not None and len(scales) != cfg.batch * len(prompts):
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")

@@ -59,3 +59,20 @@ def test_the_boundary_condition_keeps_x_at_time_zero_and_predicts_x0_elsewhere()
 def test_a_missing_teacher_is_one_line(tmp_path):
     with pytest.raises(BadInput, match="no such model folder"):
         train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=str(tmp_path / "nothing"), steps=1))
+
+
+def test_the_student_folder_asks_for_its_own_sampling_and_options_given_win(tiny_model_dir, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from glassdiff.cli import main
+    from glassdiff.pipeline import Pipeline
+
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=1, **TINY))
+    student = str(tmp_path / "d" / "model")
+    assert Pipeline.load(student)("a star", seed=0).config.sampler == "lcm"
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a red star", "--model", student, "-o", "own.png", "-q"]) == 0
+    assert main(["generate", "a red star", "--model", student, "--steps", "2", "-o", "two.png", "-q"]) == 0
+    assert "Steps: 4, Sampler: lcm, CFG scale: 1.0" in Image.open("own.png").info["parameters"]
+    assert "Steps: 2, Sampler: lcm, CFG scale: 1.0" in Image.open("two.png").info["parameters"]
+    assert Pipeline.load(tiny_model_dir)("a star", seed=0, steps=2).config.sampler == "dpmpp_2m"

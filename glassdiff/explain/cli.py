@@ -28,8 +28,8 @@ def denoising_gif(pipe, records, path: str, scale: int = 4):
 def run_explain(args):
 
     from ..config import check_prompt
-    from ..options import (distinct_outputs, given_sampling, load_pipeline, model_path, picture_inputs, picture_size,
-                           read_picture_args, sampling_config, writable_output)
+    from ..options import (asked_sampling, distinct_outputs, load_pipeline, model_path, picture_inputs,
+                           read_picture_args, writable_output)
 
     if args.forward is not None:
         return run_forward(args)
@@ -39,7 +39,7 @@ def run_explain(args):
         check_prompt(args.compare, "--compare prompt")
     check_prompt(args.prompt)
     picture = read_picture_args(args.init_image, args.strength, args.mask)
-    cfg = sampling_config(picture_size(picture, given_sampling(args)))
+    cfg = asked_sampling(args, picture)
     if args.sweep_steps is not None and not 1 <= args.sweep_steps <= cfg.steps:
         raise BadInput(f"--sweep-steps must be between 1 and --steps ({cfg.steps}), got {args.sweep_steps}")
     distinct_outputs([writable_output(path) for path in (args.output, args.gif) if path is not None])
@@ -58,14 +58,13 @@ def run_explain(args):
 
 def run_forward(args):
     """`glassdiff explain --forward PICTURE`: the forward process alone (no prompt, no model run)."""
-    from ..options import (given_sampling, load_pipeline, model_path, picture_size, read_picture_args,
-                           sampling_config, writable_output)
+    from ..options import asked_sampling, load_pipeline, model_path, read_picture_args, writable_output
 
     if args.prompt is not None or args.init_image is not None or args.mask is not None:
         raise BadInput("--forward shows a picture diffused, without a prompt: for an image-to-image report give "
                        "PROMPT --init-image PICTURE instead")
     picture = read_picture_args(args.forward, args.strength, None, what="--forward")
-    cfg = sampling_config(picture_size(picture, given_sampling(args)))
+    cfg = asked_sampling(args, picture)
     writable_output(args.output)
     model_path(args)
     from .report import forward_report
