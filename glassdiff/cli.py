@@ -276,6 +276,8 @@ def build_parser() -> Parser:
     e.add_argument("-o", "--output", default="report.html")
     add_sampling_args(e)
     e.add_argument("--compare", default=None, help="a second prompt whose latent path is plotted beside")
+    e.add_argument("--student", default=None, help="a student distilled from the model (glassdiff train distill): "
+                                                   "its 1, 2 and 4 steps beside the model's run")
     e.add_argument("--gif", default=None, help="also write the denoising as an animated GIF")
     e.add_argument("--sweep-steps", type=int, default=None,
                    help="steps of the guidance sweep images (default: a fifth of --steps, at least 4)")

@@ -76,3 +76,17 @@ def test_the_student_folder_asks_for_its_own_sampling_and_options_given_win(tiny
     assert "Steps: 4, Sampler: lcm, CFG scale: 1.0" in Image.open("own.png").info["parameters"]
     assert "Steps: 2, Sampler: lcm, CFG scale: 1.0" in Image.open("two.png").info["parameters"]
     assert Pipeline.load(tiny_model_dir)("a star", seed=0, steps=2).config.sampler == "dpmpp_2m"
+
+
+def test_the_report_shows_the_teacher_beside_its_student(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from glassdiff.cli import main
+
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=1, **TINY))
+    monkeypatch.chdir(tmp_path)
+    common = ["explain", "a red star left of a blue heart", "--model", tiny_model_dir, "--steps", "6"]
+    assert main([*common, "--student", str(tmp_path / "d" / "model"), "-o", "report.html"]) == 0
+    page = (tmp_path / "report.html").read_text()
+    student = page[page.index('<section id="student">'):]
+    assert student.count("<img") == 4 and "the student, 4 steps (lcm, one UNet pass each)" in student
+    assert main([*common, "--student", tiny_model_dir, "-o", "no.html"]) == 2
+    assert "not a distilled student" in capsys.readouterr().err and not (tmp_path / "no.html").exists()

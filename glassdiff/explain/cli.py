@@ -1,5 +1,5 @@
-"""`glassdiff explain PROMPT -o report.html [--compare PROMPT2] [--gif anim.gif] [--init-image PICTURE]`, and
-`glassdiff explain --forward PICTURE -o forward.html`."""
+"""`glassdiff explain PROMPT -o report.html [--compare PROMPT2] [--gif anim.gif] [--init-image PICTURE]
+[--student FOLDER]`, and `glassdiff explain --forward PICTURE -o forward.html`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,21 @@ def denoising_gif(pipe, records, path: str, scale: int = 4):
         raise BadInput(f"cannot write {path}: {err.strerror or err}; choose another path") from err
 
 
+def load_student(name: str, models: str | None):
+    """A distilled student (--student: a folder or a name in the models folder), run on PyTorch as the report is."""
+    from ..folders import model_sampling
+    from ..models import resolve
+    from ..pipeline import Pipeline
+
+    path = resolve(name, models)
+    if model_sampling(path).get("sampler") != "lcm":
+        raise BadInput(f"--student {name}: not a distilled student (its folder does not ask for the lcm sampler); "
+                       f"give a folder written by glassdiff train distill")
+    student = Pipeline.load(path)
+    student.engine = "torch"
+    return student
+
+
 def run_explain(args):
 
     from ..config import check_prompt
@@ -46,10 +61,11 @@ def run_explain(args):
     model_path(args)
     from .report import build_report
 
+    student = load_student(args.student, args.models) if args.student else None
     pipe = load_pipeline(args)
     t0 = time.perf_counter()
     page, result = build_report(pipe, args.prompt, cfg, compare=args.compare, sweep_steps=args.sweep_steps,
-                                picture=picture_inputs(picture))
+                                picture=picture_inputs(picture), student=student)
     write_page(page, args.output, t0)
     if args.gif:
         denoising_gif(pipe, result.trace, args.gif)

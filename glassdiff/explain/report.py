@@ -333,13 +333,33 @@ def default_sweep_steps(steps: int) -> int:
     return min(steps, max(4, steps // 5))
 
 
+STUDENT_STEPS = (1, 2, 4)
+
+
+def student_section(student, prompt: str, cfg: SamplingConfig, teacher_strip: Image.Image) -> str:
+    """The teacher's run beside a distilled student's 1, 2 and 4 steps from the same seed: the image each expects
+    at each step (x0_pred), one row a run."""
+    rows = [(f"the teacher, {cfg.steps} steps (two UNet passes each: guidance {cfg.guidance:g})", teacher_strip)]
+    for steps in STUDENT_STEPS:
+        run = dataclasses.replace(cfg, **{**student.sampling, "steps": steps})
+        records = student(prompt, run, trace=True).trace
+        rows.append((f"the student, {steps} step{'s' if steps > 1 else ''} ({run.sampler}, one UNet pass each)",
+                     trajectory_strip(student, records, columns=steps + 1, max_side=PANEL_SIDE)))
+    figures = "".join(f"<h3>{html.escape(label)}</h3>{img_tag(png_uri(strip), label)}" for label, strip in rows)
+    return (f'<section id="student"><h2>7. Fewer steps: the teacher and its student</h2><p>A student distilled '
+            f'from this model (glassdiff train distill) learned to jump from any point of the teacher\'s path '
+            f'straight to its end. Each row shows, from the same seed, what the run expects the image to be after '
+            f'each step.</p>{figures}</section>')
+
+
 def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = None, sweep_steps: int | None = None,
-                 picture: dict | None = None):
+                 picture: dict | None = None, student=None):
     """(html, result) for one run of one image.
 
     sweep_steps: steps of the guidance sweep's images (default: default_sweep_steps).
     picture: the pipeline's init_image, strength and mask, to explain an image-to-image run (its forward process
     comes first; the sweep and the comparison start from the same picture).
+    student: a Pipeline distilled from this one, shown beside it at 1, 2 and 4 steps.
     """
     picture = picture or {}
     if picture and picture["strength"] == 0:
@@ -368,6 +388,8 @@ def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = N
     body.append(f'<section id="trajectory"><h2>6. The trajectory</h2><p>From {start} on the left to the '
                 f'picture on the right: the decoded x0_pred at evenly spaced steps.</p>'
                 f'{img_tag(png_uri(strip), "trajectory strip", "trajectory")}</section>')
+    if student is not None:
+        body.append(student_section(student, prompt, cfg, strip))
     parameters = result.infotexts[0] + (f", Denoising strength: {picture['strength']}" if picture else "")
     head = (f"<h1>How glassdiff drew “{html.escape(prompt)}”</h1><p>{html.escape(parameters)}</p>"
             f'{engine_note(pipe)}{img_tag(png_uri(result.image), "final image", width=256)}')
@@ -378,8 +400,10 @@ def engine_note(pipe) -> str:
     """Where generate runs the fast path, the report says it ran the reference instead, and why."""
     if pipe.engine_in_use() == "torch":
         return ""
+    engine = pipe.engine_in_use()
+    runtime = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}[engine]
     return ("<p class='note'>This report ran PyTorch's UNet, the reference path: the word maps need its attention "
-            "layers. <code>glassdiff generate</code> runs ONNX Runtime's (<code>--engine onnx</code>), whose images "
+            f"layers. <code>glassdiff generate</code> runs {runtime}'s (<code>--engine {engine}</code>), whose images "
             "agree with these within 1/255 per pixel.</p>")
 
 
