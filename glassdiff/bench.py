@@ -23,6 +23,7 @@ Timings on a shared machine are noisy: only the ratio of one run means much.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import statistics
@@ -373,6 +374,30 @@ def run_sd_benchmarks(json_out: str | None = None) -> list[dict]:
             on_openvino = f", on OpenVINO {r['openvino_gb']:.2f} GB" if r["openvino_gb"] else ""
             print(f"{r['name']}: glassdiff {r['glassdiff_gb']:.2f} GB{on_openvino}, diffusers "
                   f"{r['diffusers_gb']:.2f} GB, ratio {r['ratio']:.3f}")
+    _write_json(results, json_out)
+    return results
+
+
+def run_student_benchmarks(student_path: str, json_out: str | None = None, repeats: int = 7) -> list[dict]:
+    """One image from a distilled student at 1, 2 and 4 steps (its own sampler and guidance) against its teacher, the
+    default model, at the default sampling; the same prompt and seed, the runs taking turns."""
+    from .models import resolve
+    from .pipeline import Pipeline
+
+    teacher, _ = _pipeline()
+    student = Pipeline.load(resolve(student_path))
+    runs = {f"teacher, {STEPS} steps": lambda: teacher(PROMPT, seed=0)}
+    for steps in (1, 2, 4):
+        runs[f"student, {steps} step{'s' if steps > 1 else ''}"] = functools.partial(student, PROMPT, seed=0,
+                                                                                    steps=steps)
+    medians = _interleaved(runs, repeats)
+    base = medians[f"teacher, {STEPS} steps"]
+    results = [{"name": f"one image, {name}", "seconds": seconds, "share_of_teacher": seconds / base,
+                "engine": _engine(student if name.startswith("student") else teacher)}
+               for name, seconds in medians.items()]
+    for r in results:
+        print(f"{r['name']} ({r['engine']}): {r['seconds'] * 1000:.0f} ms, {r['share_of_teacher']:.3f} of the "
+              f"teacher's time")
     _write_json(results, json_out)
     return results
 

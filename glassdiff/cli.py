@@ -223,9 +223,11 @@ def cmd_models(args):
 def cmd_bench(args):
     if args.json:
         writable_output(args.json)
-    from .bench import run_benchmarks, run_sd_benchmarks
+    from .bench import run_benchmarks, run_sd_benchmarks, run_student_benchmarks
 
-    if args.sd:
+    if args.student:
+        run_student_benchmarks(args.student, json_out=args.json)
+    elif args.sd:
         run_sd_benchmarks(json_out=args.json)
     else:
         run_benchmarks(json_out=args.json, quick=args.quick)
@@ -296,6 +298,9 @@ def build_parser() -> Parser:
     b.add_argument("--sd", action="store_true", help="instead: SD 1.5's architecture with random weights (built once, "
                                                      "2 GB in the cache): seconds per guided step at 256 and 512 "
                                                      "pixels, and peak memory, against diffusers (about 10 minutes)")
+    b.add_argument("--student", default=None, help="instead: a distilled student (glassdiff train distill) at 1, 2 "
+                                                    "and 4 steps against its teacher, the default model, at its "
+                                                    "default sampling")
     b.set_defaults(fn=cmd_bench)
 
     i = sub.add_parser("info", help="the model's blocks and sizes")

@@ -90,3 +90,14 @@ def test_the_report_shows_the_teacher_beside_its_student(tiny_model_dir, tmp_pat
     assert student.count("<img") == 4 and "the student, 4 steps (lcm, one UNet pass each)" in student
     assert main([*common, "--student", tiny_model_dir, "-o", "no.html"]) == 2
     assert "not a distilled student" in capsys.readouterr().err and not (tmp_path / "no.html").exists()
+
+
+def test_the_bench_times_the_student_beside_its_teacher(tiny_model_dir, tmp_path):
+    from glassdiff.bench import run_student_benchmarks
+
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=1, **TINY))
+    rows = run_student_benchmarks(str(tmp_path / "d" / "model"), json_out=str(tmp_path / "b.json"), repeats=1)
+    assert [r["name"] for r in rows] == ["one image, teacher, 15 steps", "one image, student, 1 step",
+                                         "one image, student, 2 steps", "one image, student, 4 steps"]
+    assert rows[0]["share_of_teacher"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+    assert json.loads((tmp_path / "b.json").read_text())[3]["name"].endswith("4 steps")
