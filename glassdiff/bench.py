@@ -297,6 +297,42 @@ def time_sd_steps(path: str, size: int, steps: int = 4, repeats: int = 2) -> dic
             "ratio_means": "diffusers time / glassdiff time (>1: glassdiff faster)"}
 
 
+def sd_step_flops(size: int) -> float:
+    """Floating-point operations of one guided step of SD 1.5's UNet at `size` (a batch of 2), counted by PyTorch's
+    FlopCounterMode on a model on the meta device (shapes only: nothing is computed)."""
+    from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**SD15_UNET)
+        latent = torch.empty(2, unet.config.in_channels, size // 8, size // 8)
+        with FlopCounterMode(display=False) as counter:
+            unet(latent, torch.tensor([500, 500]), encoder_hidden_states=torch.empty(2, 77, 768))
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(side: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large fp32 matrix product on this process's threads: the CPU's FP32 peak as PyTorch reaches it."""
+    a, b = torch.randn(side, side), torch.randn(side, side)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * side**3 * repeats / (time.perf_counter() - t0)
+
+
+def flop_shares(step_results: list[dict]) -> dict:
+    """Each contestant's FLOP/s per guided step as a share of the matmul peak, from counted FLOPs."""
+    peak = matmul_peak()
+    rows = {}
+    for r in step_results:
+        flops = sd_step_flops(r["size"])
+        rows[r["size"]] = {who: flops / r[f"{who}_s"] / peak for who in ("glassdiff", "openvino", "diffusers")}
+        rows[r["size"]]["tflop_per_step"] = flops / 1e12
+    return {"name": "SD 1.5 architecture, share of this CPU's FP32 peak (counted FLOPs / step time / matmul peak)",
+            "peak_gflops": peak / 1e9, "threads": torch.get_num_threads(), "by_size": rows}
+
+
 def time_openvino_conversion(path: str) -> dict:
     """OpenVINO's one-off cost on SD 1.5's UNet: the conversion, the files it caches, and compiling them in a new
     process's time; the converted files then stay in the cache for the runs that follow."""
@@ -362,8 +398,14 @@ def run_sd_benchmarks(json_out: str | None = None) -> list[dict]:
     results = [time_openvino_conversion(path), sd_peak_memory(path, 256),
                sd_peak_memory(path, 512, engines=("glassdiff", "openvino", "diffusers")), time_sd_steps(path, 256),
                time_sd_steps(path, 512)]
+    results.append(flop_shares(results[-2:]))
     for r in results:
-        if "convert_s" in r:
+        if "peak_gflops" in r:
+            print(f"{r['name']}: peak {r['peak_gflops']:.0f} GFLOP/s on {r['threads']} threads; " + "; ".join(
+                f"{size}x{size} ({row['tflop_per_step']:.2f} TFLOP a step): glassdiff {row['glassdiff']:.0%} "
+                f"(PyTorch), {row['openvino']:.0%} (OpenVINO), diffusers {row['diffusers']:.0%}"
+                for size, row in r["by_size"].items()))
+        elif "convert_s" in r:
             print(f"{r['name']}: conversion {r['convert_s']:.0f} s, {r['cache_gb']:.1f} GB in the cache, "
                   f"compiled in a new process in {r['compile_s']:.1f} s")
         elif "glassdiff_s" in r:

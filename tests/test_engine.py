@@ -230,3 +230,11 @@ def test_an_engine_that_is_not_installed_is_one_line(monkeypatch):
     with pytest.raises(BadInput, match="--engine openvino needs openvino: pip install openvino"):
         glassdiff.engine.chosen_engine("openvino", own_model=True)
     assert glassdiff.engine.chosen_engine("auto", own_model=True) == "torch"
+
+
+def test_sd_flops_are_counted_from_shapes_and_grow_with_the_latent():
+    from glassdiff.bench import sd_step_flops
+
+    small, large = sd_step_flops(256), sd_step_flops(512)
+    assert 0.3e12 < small < 0.4e12  # convolutions grow 4x with the area, self-attention faster
+    assert 4.0 < large / small < 5.0
