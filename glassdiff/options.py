@@ -240,7 +240,11 @@ def asked_sampling(args, picture: Picture | None = None) -> SamplingConfig:
     guidance), over the defaults; a picture's size unless --width or --height say otherwise."""
     from .folders import model_sampling
 
-    return sampling_config({**model_sampling(model_path(args)), **picture_size(picture, given_sampling(args))})
+    try:
+        asked = model_sampling(model_path(args))
+    except BadInput:  # a wrong --model is one line where the model is loaded, after the outputs are checked
+        asked = {}
+    return sampling_config({**asked, **picture_size(picture, given_sampling(args))})
 
 
 def picture_size(picture: Picture | None, given: dict) -> dict:
