@@ -30,6 +30,9 @@ def test_a_stopped_and_resumed_distillation_ends_where_an_uninterrupted_one_ends
     with open(tmp_path / "whole" / "model" / "training.json") as f:
         record = json.load(f)
     assert record["distill_steps"] == 4 and record["sampling"] == {"sampler": "lcm", "steps": 4, "guidance": 1.0}
+    from glassdiff.pipeline import Pipeline
+
+    assert record["distilled_from"] == Pipeline.load(tiny_model_dir).model_hash  # the teacher's, not the student's
     assert os.path.exists(tmp_path / "whole" / "loss.png")
 
 

@@ -117,6 +117,8 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
                        "supported yet)")
     data = cfg.data_config(teacher_pipe.native_size)
     cache = load_or_build_cache(data, teacher_pipe.vae, teacher_pipe.text_encoder, rank=0)
+    record = {"steps": trained_steps(cfg.teacher), "distilled_from": teacher_pipe.model_hash,
+              "guidance_folded": cfg.guidance, "sampling": STUDENT_SAMPLING}  # the hash before training moves it
     prediction_type = teacher_pipe.scheduler_config["prediction_type"]
     alphas_cumprod = _alphas_cumprod(teacher_pipe.scheduler_config)
     unet = teacher_pipe.unet
@@ -155,7 +157,7 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
         if done % cfg.checkpoint_every == 0 or done == end:
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(),
                                         "ema": ema.shadow, "step": done, "config": config_dict(cfg)})
-            _write_student(cfg, teacher_pipe, ema, done)
+            _write_student(cfg, teacher_pipe, ema, {**record, "distill_steps": done})
         if done % cfg.sample_every == 0 or done == end:
             _write_samples(cfg, done)
     from .plots import plot_losses
@@ -177,7 +179,7 @@ def _frozen_copy(unet):
     return copy.deepcopy(unet).eval().requires_grad_(False)
 
 
-def _write_student(cfg, teacher_pipe, ema, done: int):
+def _write_student(cfg, teacher_pipe, ema, record: dict):
     """The EMA weights as a model folder (out/model), written atomically, recording its teacher and sampling."""
     from ..pipeline import Pipeline
 
@@ -185,9 +187,7 @@ def _write_student(cfg, teacher_pipe, ema, done: int):
     unet.load_state_dict(ema.shadow)
     student = Pipeline(unet=unet, vae=teacher_pipe.vae, text_encoder=teacher_pipe.text_encoder,
                        scheduler_config=teacher_pipe.scheduler_config)
-    student.save(os.path.join(cfg.out, "model"), training={
-        "steps": trained_steps(cfg.teacher), "distilled_from": teacher_pipe.model_hash, "distill_steps": done,
-        "guidance_folded": cfg.guidance, "sampling": STUDENT_SAMPLING})
+    student.save(os.path.join(cfg.out, "model"), training=record)
 
 
 def _write_samples(cfg, done: int):
