@@ -187,9 +187,10 @@ def add_eval_args(p: argparse.ArgumentParser):
     p.add_argument("--json", default=None)
     p.add_argument("--sheet", default=None, help="contact sheet of passes and failures (PNG)")
     default = SamplingConfig()
-    p.add_argument("--steps", type=int, default=default.steps)
-    p.add_argument("--guidance", type=float, default=default.guidance)
-    p.add_argument("--sampler", default=default.sampler)
+    # left out: the model's own (a distilled student's), else the defaults
+    p.add_argument("--steps", type=int, default=None, help=f"default {default.steps}")
+    p.add_argument("--guidance", type=float, default=None, help=f"default {default.guidance:g}")
+    p.add_argument("--sampler", default=None, help=f"default {default.sampler}")
     p.add_argument("--seed", type=_seed, default=default.seed)
     add_layout_arg(p)
     p.add_argument("--validate", type=int, default=500, help="fresh renders to validate the detector on")

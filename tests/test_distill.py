@@ -104,3 +104,19 @@ def test_the_bench_times_the_student_beside_its_teacher(tiny_model_dir, tmp_path
                                          "one image, student, 2 steps", "one image, student, 4 steps"]
     assert rows[0]["share_of_teacher"] == 1.0 and all(r["seconds"] > 0 for r in rows)
     assert json.loads((tmp_path / "b.json").read_text())[3]["name"].endswith("4 steps")
+
+
+def test_eval_scores_a_student_with_its_own_sampling(tiny_model_dir, tmp_path, monkeypatch):
+    from glassdiff.cli import main
+
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=1, **TINY))
+    prompts = tmp_path / "two.jsonl"
+    prompts.write_text('{"tag": "single_object", "include": [{"class": "star", "count": 1}], "prompt": "a star"}\n'
+                       '{"tag": "colors", "include": [{"class": "heart", "count": 1, "color": "red"}], '
+                       '"prompt": "a red heart"}\n')
+    common = ["eval", "--model", str(tmp_path / "d" / "model"), "--prompts", str(prompts), "--validate", "0"]
+    assert main([*common, "--json", str(tmp_path / "own.json")]) == 0
+    assert main([*common, "--steps", "2", "--json", str(tmp_path / "two.json")]) == 0
+    own, two = (json.loads((tmp_path / name).read_text())["sampling"] for name in ("own.json", "two.json"))
+    assert (own["sampler"], own["steps"], own["guidance"]) == ("lcm", 4, 1.0)
+    assert (two["sampler"], two["steps"]) == ("lcm", 2)

@@ -141,7 +141,7 @@ def contact_sheet(verdicts, path: str, n_fail: int = 40, n_pass: int = 24):
 def run_eval(args):
     import dataclasses
 
-    from ..options import load_pipeline, sampling_config, writable_output
+    from ..options import asked_sampling, load_pipeline, writable_output
     from .validate import validate
 
     for path in (args.json, args.sheet):
@@ -149,8 +149,7 @@ def run_eval(args):
             writable_output(path)
     if args.images_per_prompt < 1:
         raise BadInput("--images-per-prompt must be at least 1")
-    cfg = sampling_config(dict(steps=args.steps, guidance=args.guidance, sampler=args.sampler, seed=args.seed,
-                               layout=args.layout, batch=args.images_per_prompt))
+    cfg = dataclasses.replace(asked_sampling(args), batch=args.images_per_prompt)
     if args.images:
         sets = {os.path.basename(os.path.normpath(args.images)): read_geneval_folder(args.images)}
         model_hash = None
