@@ -162,7 +162,8 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
             _write_samples(cfg, done)
     from .plots import plot_losses
 
-    plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
+    plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"),
+                ylabel="consistency loss (pseudo-Huber)")
     return {"steps": end, "wall_s": time.time() - t0, "images": len(cache["latents"]),
             "weights_digest": weights_digest(unet)}
 

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 from ..io import atomic_path
 
 
-def plot_losses(log_path: str, out_png: str):
-    """Loss against step (smoothed), and loss by noise level at a few points of the run."""
+def plot_losses(log_path: str, out_png: str, ylabel: str = "v-prediction loss (as trained)"):
+    """Loss against step (smoothed), and loss by noise level at a few points of the run where the log has it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,17 +25,21 @@ def plot_losses(log_path: str, out_png: str):
     for value in losses:
         acc = value if acc is None else 0.98 * acc + 0.02 * value
         smooth.append(acc)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    by_noise = [r for r in rows if "loss_by_noise" in r]
+    fig, axes = plt.subplots(1, 2 if by_noise else 1, figsize=(10 if by_noise else 5.5, 3.6), squeeze=False)
+    left = axes[0][0]
     left.plot(steps, losses, color="#bbb", lw=0.5, label="per step")
     left.plot(steps, smooth, color="#c33", lw=1.5, label="smoothed")
-    left.set(xlabel="step", ylabel="v-prediction loss (as trained)", yscale="log", title="training loss")
+    left.set(xlabel="step", ylabel=ylabel, yscale="log", title="training loss")
     left.legend()
-    by_noise = [r for r in rows if "loss_by_noise" in r]
-    for r in by_noise[:: max(1, len(by_noise) // 5)] + by_noise[-1:]:
-        n = len(r["loss_by_noise"])
-        right.plot([(i + 0.5) / n * 1000 for i in range(n)], r["loss_by_noise"], marker=".", label=f"step {r['step']}")
-    right.set(xlabel="timestep t (noise grows to the right)", ylabel="loss", yscale="log", title="loss by noise level")
     if by_noise:
+        right = axes[0][1]
+        for r in by_noise[:: max(1, len(by_noise) // 5)] + by_noise[-1:]:
+            n = len(r["loss_by_noise"])
+            right.plot([(i + 0.5) / n * 1000 for i in range(n)], r["loss_by_noise"], marker=".",
+                       label=f"step {r['step']}")
+        right.set(xlabel="timestep t (noise grows to the right)", ylabel="loss", yscale="log",
+                  title="loss by noise level")
         right.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
