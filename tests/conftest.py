@@ -34,3 +34,12 @@ def tiny_model_dir(tiny_pipe, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "tiny")
     tiny_pipe.save(path)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Float sums depend on the thread count: every run being compared uses one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

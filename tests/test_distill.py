@@ -13,14 +13,6 @@ from glassdiff.train.distill import DistillTrainConfig, boundary, train_distill
 TINY = dict(batch=4, captions=12, scenes_per_caption=1, checkpoint_every=2, sample_every=10_000, seed=1)
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_stopped_and_resumed_distillation_ends_where_an_uninterrupted_one_ends(tiny_model_dir, tmp_path, one_thread):
     whole = train_distill(DistillTrainConfig(out=str(tmp_path / "whole"), teacher=tiny_model_dir, steps=4, **TINY))
     parts = DistillTrainConfig(out=str(tmp_path / "parts"), teacher=tiny_model_dir, steps=4, stop_after=2, **TINY)

@@ -12,15 +12,19 @@ from glassdiff.denoiser import Denoiser
 from glassdiff.sampling import TrajectoryRecorder
 
 
-@pytest.fixture()
-def fast(tiny_model_dir, tmp_path, monkeypatch):
-    """The tiny model on the onnx engine, exporting into a cache of its own."""
+def on_engine(engine, tiny_model_dir, tmp_path, monkeypatch):
+    """The tiny model on `engine`, converting into a cache of its own."""
     from glassdiff.pipeline import Pipeline
 
     monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
     pipe = Pipeline.load(tiny_model_dir)
-    pipe.engine = "onnx"
+    pipe.engine = engine
     return pipe
+
+
+@pytest.fixture()
+def fast(tiny_model_dir, tmp_path, monkeypatch):
+    return on_engine("onnx", tiny_model_dir, tmp_path, monkeypatch)
 
 
 @pytest.fixture()
@@ -83,15 +87,19 @@ def test_the_export_is_cached_once_per_model_and_read_back(fast, tiny_model_dir)
     assert [name for name in os.listdir(os.path.dirname(path)) if name.startswith(".tmp")] == []
 
 
-def test_a_failed_export_falls_back_to_pytorch_with_a_notice(fast, reference, monkeypatch):
+@pytest.mark.parametrize("engine, converter, name", [("onnx", "export_unet", "ONNX Runtime"),
+                                                     ("openvino", "export_openvino", "OpenVINO")])
+def test_a_failed_conversion_falls_back_to_pytorch_with_a_notice(tiny_model_dir, tmp_path, reference, monkeypatch,
+                                                                 engine, converter, name):
     import glassdiff.engine
 
     def broken(*args, **kwargs):
-        raise RuntimeError("no exporter here")
+        raise RuntimeError("no converter here")
 
-    monkeypatch.setattr(glassdiff.engine, "export_unet", broken)
-    with pytest.warns(Warning, match="ONNX Runtime UNet is not available.*no exporter here"):
-        result = fast("a star", steps=3, seed=1)
+    monkeypatch.setattr(glassdiff.engine, converter, broken)
+    pipe = on_engine(engine, tiny_model_dir, tmp_path, monkeypatch)
+    with pytest.warns(Warning, match=f"{name} UNet is not available.*no converter here"):
+        result = pipe("a star", steps=3, seed=1)
     assert result.latents.equal(reference("a star", steps=3, seed=1).latents)
 
 
@@ -136,12 +144,7 @@ def test_stable_diffusion_models_run_on_pytorch(monkeypatch):
 
 @pytest.fixture()
 def on_openvino(tiny_model_dir, tmp_path, monkeypatch):
-    from glassdiff.pipeline import Pipeline
-
-    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
-    pipe = Pipeline.load(tiny_model_dir)
-    pipe.engine = "openvino"
-    return pipe
+    return on_engine("openvino", tiny_model_dir, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("batch, side, tokens", [(2, 8, 16), (3, 4, 30)])
@@ -207,18 +210,6 @@ def test_the_command_line_runs_a_stable_diffusion_model_on_openvino(tiny_sd, tmp
     assert np.abs(fast_pixels - reference_pixels).max() <= 1
     cached = sorted(os.listdir(tmp_path / "cache" / "openvino"))
     assert [name.rsplit(".", 1)[1] for name in cached] == ["bin", "xml"]  # nothing half-written left beside them
-
-
-def test_a_failed_openvino_conversion_falls_back_to_pytorch_with_a_notice(on_openvino, reference, monkeypatch):
-    import glassdiff.engine
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("cannot convert")
-
-    monkeypatch.setattr(glassdiff.engine, "export_openvino", broken)
-    with pytest.warns(Warning, match="OpenVINO UNet is not available.*cannot convert"):
-        result = on_openvino("a star", steps=3, seed=1)
-    assert result.latents.equal(reference("a star", steps=3, seed=1).latents)
 
 
 def test_an_engine_that_is_not_installed_is_one_line(monkeypatch):

@@ -26,15 +26,6 @@ def final_unet(out):
     return UNet2DConditionModel.from_pretrained(os.path.join(out, "model"), subfolder="unet").state_dict()
 
 
-@pytest.fixture
-def one_thread():
-    """Float sums depend on the thread count: every run being compared uses one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_resume_after_kill_ends_where_an_uninterrupted_run_ends(tmp_path, one_thread):
     options = {**TINY, "checkpoint_every": 10}
     whole = train_denoiser(DenoiserTrainConfig(out=str(tmp_path / "whole"), steps=60, **options))
