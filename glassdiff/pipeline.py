@@ -190,8 +190,7 @@ class Pipeline:
         """
         if params.get("seed") == -1:
             params["seed"] = random_seed()
-        cfg = dataclasses.replace(config, **params) if config is not None else SamplingConfig(**{**self.sampling,
-                                                                                                  **params})
+        cfg = dataclasses.replace(config or SamplingConfig(**self.sampling), **params)
         prompts = _prompts(prompt)
         if scales is not None and len(scales) != cfg.batch * len(prompts):
             raise BadInput(f"{len(scales)} guidance scales for {cfg.batch * len(prompts)} images; give one per image")

@@ -339,7 +339,8 @@ STUDENT_STEPS = (1, 2, 4)
 def student_section(student, prompt: str, cfg: SamplingConfig, teacher_strip: Image.Image) -> str:
     """The teacher's run beside a distilled student's 1, 2 and 4 steps from the same seed: the image each expects
     at each step (x0_pred), one row a run."""
-    rows = [(f"the teacher, {cfg.steps} steps (two UNet passes each: guidance {cfg.guidance:g})", teacher_strip)]
+    passes = "one UNet pass" if cfg.guidance in (0, 1) else "two UNet passes"
+    rows = [(f"the teacher, {cfg.steps} steps ({passes} each: guidance {cfg.guidance:g})", teacher_strip)]
     for steps in STUDENT_STEPS:
         run = dataclasses.replace(cfg, **{**student.sampling, "steps": steps})
         records = student(prompt, run, trace=True).trace
@@ -362,6 +363,8 @@ def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = N
     student: a Pipeline distilled from this one, shown beside it at 1, 2 and 4 steps.
     """
     picture = picture or {}
+    if picture and student is not None:
+        raise BadInput("--student sets a student beside a text-to-image run; leave out --init-image")
     if picture and picture["strength"] == 0:
         raise BadInput("at strength 0 no step runs, so there is nothing to explain; explain --forward PICTURE shows "
                        "the picture diffused into noise")
