@@ -27,13 +27,15 @@ from .config import ENGINES, BadInput, notice
 from .denoiser import unet_input
 
 ENV = "GLASSDIFF_ENGINE"
+PACKAGES = {"onnx": "onnxruntime", "openvino": "openvino"}  # what each fast engine needs installed
+NAMES = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def installed(engine: str) -> bool:
     """Whether the engine's runtime can be imported ("onnx": onnxruntime, "openvino": openvino)."""
     import importlib.util
 
-    return engine == "torch" or importlib.util.find_spec({"onnx": "onnxruntime"}.get(engine, engine)) is not None
+    return engine == "torch" or importlib.util.find_spec(PACKAGES[engine]) is not None
 
 
 def chosen_engine(engine: str, own_model: bool) -> str:
@@ -49,7 +51,7 @@ def chosen_engine(engine: str, own_model: bool) -> str:
         raise BadInput("--engine onnx runs glassdiff's own models; a Stable Diffusion model runs on --engine torch "
                        "(or auto)")
     if engine != "auto" and not installed(engine):
-        package = {"onnx": "onnxruntime"}.get(engine, engine)
+        package = PACKAGES[engine]
         raise BadInput(f"--engine {engine} needs {package}: pip install {package}, or use --engine torch")
     if engine == "auto":
         return "onnx" if own_model and installed("onnx") else "torch"
@@ -197,5 +199,5 @@ def export_openvino(unet, path: str, latent_size: int, context_shape: tuple[int,
 
 def _runtime(engine: str):
     """The engine's name, converter and denoiser."""
-    return {"onnx": ("ONNX Runtime", export_unet, OnnxDenoiser),
-            "openvino": ("OpenVINO", export_openvino, OpenVinoDenoiser)}[engine]
+    converters = {"onnx": (export_unet, OnnxDenoiser), "openvino": (export_openvino, OpenVinoDenoiser)}
+    return NAMES[engine], *converters[engine]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from .. import __version__
 from ..config import MAX_GUIDANCE, BadInput, SamplingConfig
+from ..engine import NAMES
 from ..sampling import StepRecord
 from .pictures import (PALETTE, PANEL_SIDE, img_tag, diverging_strip, heatmap, layout_overlay, overlay, panel, png_uri,
                        project_to_rgb, svg_lines)
@@ -401,10 +402,10 @@ def build_report(pipe, prompt: str, cfg: SamplingConfig, compare: str | None = N
 
 def engine_note(pipe) -> str:
     """Where generate runs the fast path, the report says it ran the reference instead, and why."""
-    if pipe.engine_in_use() == "torch":
-        return ""
     engine = pipe.engine_in_use()
-    runtime = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}[engine]
+    if engine == "torch":
+        return ""
+    runtime = NAMES[engine]
     return ("<p class='note'>This report ran PyTorch's UNet, the reference path: the word maps need its attention "
             f"layers. <code>glassdiff generate</code> runs {runtime}'s (<code>--engine {engine}</code>), whose images "
             "agree with these within 1/255 per pixel.</p>")
