@@ -399,3 +399,45 @@ def test_the_cpu_recipe_runs_in_miniature_and_ships_a_small_unet_with_its_fine_t
                if k.startswith("decoder.")}
     assert all(torch.equal(v.half().float(), pipe.vae.state_dict()[k]) for k, v in decoder.items())
     assert pipe("two red circles", seed=0, steps=3).images[0].size == (64, 64)
+
+
+def test_a_recoloured_pair_keeps_shapes_and_places_and_its_caption_states_the_new_colours():
+    import random
+
+    from glassdiff.evaluate.detect import detect
+    from glassdiff.train.data import recolor_examples
+    from glassdiff.world import scene_from_spec
+    from glassdiff.world.scene import recolored
+
+    rng = random.Random(5)
+    spec = {"include": [{"class": "star", "count": 2, "color": "green"}, {"class": "circle", "count": 1,
+                                                                           "color": "pink"}]}
+    for _ in range(20):
+        scene = scene_from_spec(spec, rng)
+        new_spec, new_scene = recolored(spec, scene, rng)
+        assert [(o.shape, o.cx, o.cy, o.span) for o in new_scene.objects] == \
+            [(o.shape, o.cx, o.cy, o.span) for o in scene.objects]
+        assert [e["color"] for e in new_spec["include"]] != ["green", "pink"]
+        stars = {o.color for o in new_scene.objects if o.shape == "star"}
+        assert stars == {new_spec["include"][0]["color"]}  # the copies of one entry change together
+    captions, images, sources = recolor_examples(8, 0, 64)
+    for text, image, source in zip(captions, images, sources):
+        seen = detect(image).objects
+        assert {o.color for o in seen} <= {c for c in COLORS if c in text}, text
+        assert sorted(o.shape for o in seen) == sorted(o.shape for o in detect(source).objects)
+        assert {o.color for o in seen} != {o.color for o in detect(source).objects}
+
+
+def test_a_recoloured_pair_is_noised_from_its_first_scene_towards_its_captions():
+    from glassdiff.train.denoiser import RECOLOR_MIN_T, _recolor_starts
+
+    x0 = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 2, 2).clone()
+    cache = {"source_of": torch.tensor([-1, -1, 0, 1]), "sources": torch.full((2, 2, 2, 2), -7.0)}
+    idx, t = torch.tensor([0, 2, 3, 1]), torch.tensor([0, 0, 500, 999])
+    drop = torch.tensor([False, False, True, False])
+    x_start, x_goal, moved = _recolor_starts(cache, idx, x0, t, drop, 1000)
+    assert x_start[:, 0, 0, 0].tolist() == [0, -7, -7, 3]  # pairs start from their first scene
+    assert x_goal[:, 0, 0, 0].tolist() == [0, 1, -7, 3]  # towards the caption's scene; dropped: the picture itself
+    assert moved.tolist() == [0, int(RECOLOR_MIN_T * 1000), 650, 999]
+    start, goal, same = _recolor_starts({"latents": x0}, idx, x0, t, drop, 1000)
+    assert start is x0 and goal is x0 and same is t

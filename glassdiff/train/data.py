@@ -19,7 +19,8 @@ from PIL import Image
 
 from ..config import BadInput
 from ..world import HELDOUT_COLOR_SHAPE, render_array, sample_spec, scene_from_spec
-from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE
+from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE, caption
+from ..world.scene import recolored
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -55,6 +56,28 @@ def _draw_examples(n: int, seed, size: int, scenes_per_caption: int, p_color: fl
         for _k in range(scenes_per_caption):
             images.append(render_array(scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE), size))
     return captions, np.stack(images)
+
+
+# recoloured pairs name one kind of object (one, or copies of one): recolouring two kinds asks the model to bind two
+# colours to two objects, which it does poorly alone (docs/training-log.md, "Recolouring")
+RECOLOR_TASKS = {"single_object": 3, "counting": 2}
+
+
+def recolor_examples(n: int, seed, size: int, p_cell: float = NAMED_CELL_SHARE):
+    """(captions, images, sources): n scenes drawn twice, the same shapes in the same places, the second time in
+    other colours (one object's or every object's); the caption states the second scene, every colour named, and
+    the source is the first. Image-to-image starts from a picture and a prompt that may ask for other colours:
+    these pairs teach the denoiser to follow the prompt's colours from a noised picture (denoiser.v_loss)."""
+    rng = random.Random(seed)
+    captions, images, sources = [], [], []
+    for _ in range(n):
+        spec = sample_spec(rng, p_color=1.0, p_cell=p_cell, tags=RECOLOR_TASKS)
+        scene = scene_from_spec(spec, rng, banned_pairs=HELDOUT_COLOR_SHAPE)
+        target_spec, target_scene = recolored(spec, scene, rng, banned_pairs=HELDOUT_COLOR_SHAPE)
+        captions.append(caption(target_spec, rng))
+        images.append(render_array(target_scene, size))
+        sources.append(render_array(scene, size))
+    return captions, np.stack(images), np.stack(sources)
 
 
 def center_crop_resize(image: Image.Image, size: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..io import state_digest
 from ..world.captions import NAMED_CELL_SHARE, NAMED_COLOR_SHARE, task_mix
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
-from .data import folder_examples, shapes_examples, to_tensor
+from .data import folder_examples, recolor_examples, shapes_examples, to_tensor
 
 SAMPLE_PROMPTS = (
     "a red circle", "two blue squares", "a green triangle in the top left", "a yellow star left of a purple heart",
@@ -34,6 +34,7 @@ SAMPLE_PROMPTS = (
     "a blue heart on a sand background",
 )
 NOISE_BUCKETS = 10
+RECOLOR_MIN_T = 0.3  # a recoloured pair is noised to at least this share of the schedule (image-to-image's range)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,9 @@ class DenoiserTrainConfig:
     caption_colors: float = NAMED_COLOR_SHARE  # share of objects whose colour the caption names
     caption_cells: float = NAMED_CELL_SHARE  # share of single-object captions that name a cell
     caption_tasks: str = ""  # task mix, e.g. 'counting=4,position=2'; tasks left out keep TRAIN_TAGS' weights
+    # scenes drawn twice, the second in other colours, captioned by the second and noised from the first: teaches
+    # image-to-image to follow a prompt's colours (data.recolor_examples); 0: none
+    recolor_pairs: int = 0
     data_chunks: int = 1  # draw the shapes set as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
@@ -77,7 +81,8 @@ class DenoiserTrainConfig:
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
     return {k: getattr(cfg, k) for k in ("vae", "size", "captions", "scenes_per_caption",
-                                   "caption_colors", "caption_cells", "caption_tasks", "data", "seed", "data_chunks")}
+                                   "caption_colors", "caption_cells", "caption_tasks", "data", "seed", "data_chunks",
+                                   "recolor_pairs")}
 
 
 @torch.no_grad()
@@ -94,19 +99,34 @@ def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
                                            cfg.caption_colors, cfg.caption_cells, cfg.data_chunks,
                                            task_mix(cfg.caption_tasks))
         per = cfg.scenes_per_caption
+    caption_of = torch.arange(len(captions)).repeat_interleave(per)
+    pairs = recolor_examples(cfg.recolor_pairs, cfg.seed + 11, cfg.size, cfg.caption_cells) if cfg.recolor_pairs \
+        else ([], [], [])
     vae.to(cfg.device)
     text_encoder.to(cfg.device)
-    latents = torch.cat([(vae.encode(to_tensor(images[i:i + 256]).to(cfg.device)).latent_dist.mean
-                          * vae.config.scaling_factor).cpu()
-                         for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])
+    latents = _latents(vae, images, cfg.device)
+    source_of = torch.full((len(latents),), -1)
+    if cfg.recolor_pairs:
+        latents = torch.cat([latents, _latents(vae, pairs[1], cfg.device)])
+        caption_of = torch.cat([caption_of, len(captions) + torch.arange(cfg.recolor_pairs)])
+        source_of = torch.cat([source_of, torch.arange(cfg.recolor_pairs)])
+        captions = [*captions, *pairs[0]]
     context = torch.cat([text_encoder(captions[i:i + 256]).context.half().cpu()
                          for i in tqdm(range(0, len(captions), 256), desc="caching captions", leave=False)])
     uncond = text_encoder([""]).context[0].cpu()
+    cache = {"latents": latents, "context": context, "caption_of": caption_of, "uncond": uncond,
+             "captions": captions, "key": _cache_key(cfg)}
+    if cfg.recolor_pairs:
+        cache.update(sources=_latents(vae, pairs[2], cfg.device), source_of=source_of)
     vae.to("cpu")
     text_encoder.to("cpu")
-    return {"latents": latents, "context": context,
-            "caption_of": torch.arange(len(captions)).repeat_interleave(per),
-            "uncond": uncond, "captions": captions, "key": _cache_key(cfg)}
+    return cache
+
+
+def _latents(vae, images, device) -> torch.Tensor:
+    return torch.cat([(vae.encode(to_tensor(images[i:i + 256]).to(device)).latent_dist.mean
+                       * vae.config.scaling_factor).cpu()
+                      for i in tqdm(range(0, len(images), 256), desc="caching latents", leave=False)])
 
 
 def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) -> dict:
@@ -150,9 +170,12 @@ def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
     x0 = cache["latents"][idx].to(device)
     context = cache["context"][cache["caption_of"][idx]].float()
     context[drop] = cache["uncond"]
-    alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1).to(device)
     noise = noise.to(device)
-    x_t = add_noise(x0, noise, alpha_bar)
+    x_start, x0, t = _recolor_starts(cache, idx, x0, t, drop, scheduler.config.num_train_timesteps)
+    alpha_bar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1).to(device)
+    x_t = add_noise(x_start, noise, alpha_bar)
+    if x_start is not x0:  # a pair's first scene was noised: the target points from it to the caption's colours
+        noise = (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
     v_target = target(x0, noise, alpha_bar, "v_prediction")
     in_channels = getattr(unet, "module", unet).config.in_channels  # unet may be wrapped in DDP
     v_pred = unet(unet_input(x_t, in_channels), t.to(device), encoder_hidden_states=context.to(device),
@@ -162,6 +185,24 @@ def v_loss(unet, scheduler, cfg, cache, idx, t, noise, drop, device):
         return loss
     snr = (alpha_bar / (1 - alpha_bar)).view(-1)
     return snr.clamp(max=cfg.min_snr_gamma) / (snr + 1) * loss
+
+
+def _recolor_starts(cache, idx, x0, t, drop, num_train_timesteps: int):
+    """(the latents to noise, the latents to reach, the timesteps). A recoloured pair is noised from its first
+    scene, at a timestep moved into [RECOLOR_MIN_T, 1) of the schedule, towards its caption's scene; with its
+    caption dropped, towards its first scene (without a prompt a picture stays itself, so guidance pushes towards
+    the prompt's colours). Other examples: x0, x0, t."""
+    which = cache["source_of"][idx] if "source_of" in cache else None
+    if which is None or not (which >= 0).any():
+        return x0, x0, t
+    pair = which >= 0
+    x_start, x_goal = x0.clone(), x0.clone()
+    x_start[pair] = cache["sources"][which[pair]].to(x0.device)
+    keep = pair & drop
+    x_goal[keep] = x_start[keep]
+    low = int(RECOLOR_MIN_T * num_train_timesteps)
+    t = torch.where(pair.to(t.device), low + t * (num_train_timesteps - low) // num_train_timesteps, t)
+    return x_start, x_goal, t
 
 
 def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
@@ -182,7 +223,8 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     cache = load_or_build_cache(cfg, vae, text_encoder, rank)
     if cfg.device.startswith("cuda"):  # the whole cache fits a GPU's memory: no copy per step
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        cache.update({k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond")})
+        cache.update({k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond", "sources",
+                                                            "source_of") if k in cache})
     scheduler = DDPMScheduler(**scheduler_preset())
     unet = _initial_unet(cfg, text_encoder.dim, vae.config.latent_channels).to(cfg.device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)

@@ -135,3 +135,22 @@ def scene_from_spec(spec: dict, rng: random.Random, banned_pairs=frozenset(),
         else:
             return Scene(background, tuple(placed))
     raise Unsatisfiable(f"could not place {spec.get('prompt', spec)!r} in {attempts} attempts")
+
+
+def recolored(spec: dict, scene: Scene, rng: random.Random, banned_pairs=frozenset()) -> tuple[dict, Scene]:
+    """The spec and scene with other colours: each entry's copies take a new colour (one entry at least, each
+    with even odds), one the background allows and `banned_pairs` does not hold; shapes and places stay."""
+    entries = spec["include"]
+    changed = {i for i in range(len(entries)) if rng.random() < 0.5} or {rng.randrange(len(entries))}
+    new_entries, objects, k = [], list(scene.objects), 0
+    for i, entry in enumerate(entries):
+        color = entry["color"]
+        if i in changed:
+            options = [c for c in COLORS if c not in (color, FORBIDDEN_ON.get(scene.background))
+                       and (c, entry["class"]) not in banned_pairs]
+            color = rng.choice(options)
+        for j in range(k, k + entry.get("count", 1)):
+            objects[j] = dataclasses.replace(objects[j], color=color, rgb=_jitter(rng, COLORS[color], 12))
+        k += entry.get("count", 1)
+        new_entries.append({**entry, "color": color})
+    return {**spec, "include": new_entries}, Scene(scene.background, tuple(objects))
