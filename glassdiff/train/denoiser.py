@@ -100,27 +100,24 @@ def build_cache(cfg: DenoiserTrainConfig, vae, text_encoder) -> dict:
                                            task_mix(cfg.caption_tasks))
         per = cfg.scenes_per_caption
     caption_of = torch.arange(len(captions)).repeat_interleave(per)
-    pairs = recolor_examples(cfg.recolor_pairs, cfg.seed + 11, cfg.size, cfg.caption_cells) if cfg.recolor_pairs \
-        else ([], [], [])
     vae.to(cfg.device)
     text_encoder.to(cfg.device)
-    latents = _latents(vae, images, cfg.device)
-    source_of = torch.full((len(latents),), -1)
+    latents, pairs = _latents(vae, images, cfg.device), {}
     if cfg.recolor_pairs:
-        latents = torch.cat([latents, _latents(vae, pairs[1], cfg.device)])
+        pair_captions, targets, sources = recolor_examples(cfg.recolor_pairs, cfg.seed + 11, cfg.size,
+                                                           cfg.caption_cells)
+        pairs = {"sources": _latents(vae, sources, cfg.device),
+                 "source_of": torch.cat([torch.full((len(latents),), -1), torch.arange(cfg.recolor_pairs)])}
+        latents = torch.cat([latents, _latents(vae, targets, cfg.device)])
         caption_of = torch.cat([caption_of, len(captions) + torch.arange(cfg.recolor_pairs)])
-        source_of = torch.cat([source_of, torch.arange(cfg.recolor_pairs)])
-        captions = [*captions, *pairs[0]]
+        captions = [*captions, *pair_captions]
     context = torch.cat([text_encoder(captions[i:i + 256]).context.half().cpu()
                          for i in tqdm(range(0, len(captions), 256), desc="caching captions", leave=False)])
     uncond = text_encoder([""]).context[0].cpu()
-    cache = {"latents": latents, "context": context, "caption_of": caption_of, "uncond": uncond,
-             "captions": captions, "key": _cache_key(cfg)}
-    if cfg.recolor_pairs:
-        cache.update(sources=_latents(vae, pairs[2], cfg.device), source_of=source_of)
     vae.to("cpu")
     text_encoder.to("cpu")
-    return cache
+    return {"latents": latents, "context": context, "caption_of": caption_of, "uncond": uncond,
+            "captions": captions, "key": _cache_key(cfg), **pairs}
 
 
 def _latents(vae, images, device) -> torch.Tensor:
@@ -192,10 +189,10 @@ def _recolor_starts(cache, idx, x0, t, drop, num_train_timesteps: int):
     scene, at a timestep moved into [RECOLOR_MIN_T, 1) of the schedule, towards its caption's scene; with its
     caption dropped, towards its first scene (without a prompt a picture stays itself, so guidance pushes towards
     the prompt's colours). Other examples: x0, x0, t."""
-    which = cache["source_of"][idx] if "source_of" in cache else None
-    if which is None or not (which >= 0).any():
-        return x0, x0, t
+    which = cache["source_of"][idx] if "source_of" in cache else torch.full_like(idx, -1)
     pair = which >= 0
+    if not pair.any():
+        return x0, x0, t
     x_start, x_goal = x0.clone(), x0.clone()
     x_start[pair] = cache["sources"][which[pair]].to(x0.device)
     keep = pair & drop

@@ -16,6 +16,7 @@ from .vocab import BACKGROUNDS, CELLS, COLORS, FORBIDDEN_ON, SIZES, relation_hol
 
 GAP = 0.03  # bounding boxes of two objects stay at least this far apart
 TRAIN_RELATION_MARGIN = 0.2  # training scenes show relations with room to spare
+COLOR_JITTER = 12  # each channel of an object's drawn colour varies by up to this much
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _place(rng, entry, color, span, placed, anchor, margin, tries=60):
     relation = entry.get("position")
     for _ in range(tries):
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
-        obj = Obj(entry["class"], color, span, cx, cy, _jitter(rng, COLORS[color], 12))
+        obj = Obj(entry["class"], color, span, cx, cy, _jitter(rng, COLORS[color], COLOR_JITTER))
         if not all(_boxes_apart(obj, other) for other in placed):
             continue
         if relation is not None and anchor is not None:
@@ -150,7 +151,7 @@ def recolored(spec: dict, scene: Scene, rng: random.Random, banned_pairs=frozens
                        and (c, entry["class"]) not in banned_pairs]
             color = rng.choice(options)
         for j in range(k, k + entry.get("count", 1)):
-            objects[j] = dataclasses.replace(objects[j], color=color, rgb=_jitter(rng, COLORS[color], 12))
+            objects[j] = dataclasses.replace(objects[j], color=color, rgb=_jitter(rng, COLORS[color], COLOR_JITTER))
         k += entry.get("count", 1)
         new_entries.append({**entry, "color": color})
     return {**spec, "include": new_entries}, Scene(scene.background, tuple(objects))
