@@ -7,6 +7,10 @@ formula turns the model's output into x0_pred at any step of any sampler.
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
+
 import numpy as np
 import torch
 from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler,
@@ -26,9 +30,14 @@ SIGMA_SPACE = ("euler", "euler_a", "lms")  # their latents are x0 + sigma * eps,
 
 
 def make_scheduler(name: str, config: dict):
-    """A fresh scheduler of kind `name` on the noise schedule `config` (any scheduler's config)."""
-    cls = SCHEDULERS[name]
-    return cls.from_config(dict(config))
+    """A fresh scheduler of kind `name` on the noise schedule `config` (any scheduler's config): a copy of one made
+    once per kind and schedule, as making one computes a cosine schedule's 1,000 betas in Python (5 ms)."""
+    return copy.deepcopy(_template(name, json.dumps(dict(config), sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=32)
+def _template(name: str, config_json: str):
+    return SCHEDULERS[name].from_config(json.loads(config_json))
 
 
 def name_of(scheduler) -> str:
