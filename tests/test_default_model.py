@@ -165,3 +165,26 @@ def test_word_swap_probe_sees_the_default_model_use_its_caption(pipe):
     errors = probe(pipe, scenes=32, timesteps=(600,))[600]
     assert errors["true"] < errors["colour swapped"]
     assert errors["true"] < errors["empty"]
+
+
+def test_image_to_image_recolours_in_place_and_inpainting_adds_what_the_prompt_names(pipe):
+    """From a render of a red circle on the left, 50 seeds: at strength 0.6 "a blue circle on the left" keeps the
+    place and takes the new colour (the image-to-image UNet); inpainting the right half adds the prompted star there."""
+    import numpy as np
+    from PIL import Image
+
+    from glassdiff.world import render, scene_from_spec
+
+    picture = render(scene_from_spec({"include": [{"class": "circle", "count": 1, "color": "red", "cell": "left"}]},
+                                     random.Random(0)))
+    recoloured = pipe("a blue circle on the left", seed=0, batch=50, init_image=picture, strength=0.6)
+    kept_place = sum(any(o.shape == "circle" and o.color == "blue" and o.cell == "left" for o in seen)
+                     and not any(o.color == "red" for o in seen)
+                     for seen in (detect(image).objects for image in recoloured.images))
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    inpainted = pipe("a blue star on the right", seed=0, batch=50, init_image=picture, strength=1.0,
+                     mask=Image.fromarray(mask))
+    added = sum(any(o.shape == "star" and o.color == "blue" and o.cx > 0.5 for o in detect(image).objects)
+                for image in inpainted.images)
+    assert kept_place >= 40 and added >= 40, (kept_place, added)

@@ -1,5 +1,6 @@
 """Image-to-image and inpainting: diffusers' pixels on a tiny SD model, and what strength and mask promise."""
 
+import os
 import re
 
 import numpy as np
@@ -216,3 +217,45 @@ def test_redrawing_an_image_the_server_drew_from_a_picture_asks_for_the_picture(
     assert main(["generate", "--from-png", "served.png", "--init-image", "in.png", "--model", tiny_model_dir,
                  "-o", "again.png", "-q"]) == 0
     assert "Denoising strength: 0.7" in Image.open("again.png").info["parameters"]
+
+
+@pytest.fixture(scope="module")
+def two_unet_dir(tiny_pipe, tmp_path_factory):
+    """The tiny model with a second, different UNet for image-to-image, saved and loaded back."""
+    import copy
+
+    from glassdiff.config import unet_preset
+    from glassdiff.denoiser import build_unet
+
+    torch.manual_seed(1)
+    pipe = copy.copy(tiny_pipe)
+    pipe.img2img_unet = build_unet(unet_preset("tiny", tiny_pipe.text_encoder.dim))
+    folder = str(tmp_path_factory.mktemp("model") / "two")
+    pipe.save(folder)
+    return folder
+
+
+def test_a_folders_image_to_image_unet_runs_below_strength_one_only(tiny_pipe, two_unet_dir, picture):
+    loaded = Pipeline.load(two_unet_dir)
+    second = Pipeline(loaded.img2img_unet, loaded.vae, loaded.text_encoder, loaded.scheduler_config)
+    args = dict(seed=5, steps=4, layout=0, init_image=picture)
+    pixels = {name: np.asarray(pipe("a red circle", strength=strength, **args).image)
+              for name, pipe, strength in [("loaded 1", loaded, 1.0), ("first 1", tiny_pipe, 1.0),
+                                           ("loaded 0.6", loaded, 0.6), ("second 0.6", second, 0.6),
+                                           ("first 0.6", tiny_pipe, 0.6)]}
+    assert np.array_equal(pixels["loaded 1"], pixels["first 1"])  # text-to-image: the folder's first UNet
+    assert np.array_equal(pixels["loaded 0.6"], pixels["second 0.6"])
+    assert not np.array_equal(pixels["loaded 0.6"], pixels["first 0.6"])
+    assert Pipeline.load(two_unet_dir).info()["unet"]["img2img"] and not tiny_pipe.info()["unet"]["img2img"]
+
+
+def test_the_fast_path_runs_the_image_to_image_unet_from_its_own_export(two_unet_dir, picture, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setenv("GLASSDIFF_CACHE", str(tmp_path / "cache"))
+    fast, reference = Pipeline.load(two_unet_dir), Pipeline.load(two_unet_dir)
+    fast.engine, reference.engine = "onnx", "torch"
+    for strength in (1.0, 0.6):
+        ours, theirs = (np.asarray(p("a red circle", seed=5, steps=4, layout=0, init_image=picture,
+                                     strength=strength).image, int) for p in (fast, reference))
+        assert np.abs(ours - theirs).max() <= 1
+    assert len(os.listdir(tmp_path / "cache" / "onnx")) == 2  # one export per UNet

@@ -441,3 +441,35 @@ def test_a_recoloured_pair_is_noised_from_its_first_scene_towards_its_captions()
     assert moved.tolist() == [0, int(RECOLOR_MIN_T * 1000), 650, 999]
     start, goal, same = _recolor_starts({"latents": x0}, idx, x0, t, drop, 1000)
     assert start is x0 and goal is x0 and same is t
+
+
+def test_trainable_cross_attention_moves_only_the_cross_attention_weights(tmp_path):
+    first = str(tmp_path / "first")
+    train_denoiser(DenoiserTrainConfig(out=first, steps=1, **TINY))
+    init = os.path.join(first, "model")
+    before = final_unet(first)
+    tuned = str(tmp_path / "tuned")
+    train_denoiser(DenoiserTrainConfig(out=tuned, steps=3, init=init, trainable="cross-attention", lr=1e-2,
+                                       warmup=1, ema_decay=0.5, **TINY))
+    after = final_unet(tuned)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(".attn2." in k for k in moved)
+    assert any(k.endswith("attn2.to_k.weight") for k in moved)
+    with pytest.raises(BadInput, match="--trainable"):
+        DenoiserTrainConfig(trainable="decoder", **TINY)
+
+
+def test_ship_installs_a_second_unet_for_image_to_image_in_fp16(tmp_path):
+    from glassdiff.pipeline import IMG2IMG_UNET, Pipeline
+    from glassdiff.train.ship import ship
+
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")
+    train_denoiser(DenoiserTrainConfig(out=first, steps=1, **TINY))
+    train_denoiser(DenoiserTrainConfig(out=second, steps=2, **{**TINY, "seed": 4}))
+    target = str(tmp_path / "shipped")
+    ship(os.path.join(first, "model"), target, img2img=os.path.join(second, "model"))
+    shipped = Pipeline.load(target)
+    assert os.path.isdir(os.path.join(target, IMG2IMG_UNET))
+    for unet, run in ((shipped.unet, first), (shipped.img2img_unet, second)):
+        trained = final_unet(run)
+        assert all(torch.equal(v.half().float(), unet.state_dict()[k]) for k, v in trained.items())

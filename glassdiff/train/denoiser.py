@@ -35,6 +35,7 @@ SAMPLE_PROMPTS = (
 )
 NOISE_BUCKETS = 10
 RECOLOR_MIN_T = 0.3  # a recoloured pair is noised to at least this share of the schedule (image-to-image's range)
+TRAINABLE = ("all", "cross-attention")  # --trainable: the UNet's weights that learn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class DenoiserTrainConfig:
     # scenes drawn twice, the second in other colours, captioned by the second and noised from the first: teaches
     # image-to-image to follow a prompt's colours (data.recolor_examples); 0: none
     recolor_pairs: int = 0
+    trainable: str = "all"  # the UNet's weights that learn: all, or cross-attention (the rest frozen)
     data_chunks: int = 1  # draw the shapes set as this many seeded parts, in parallel; 1: one stream (shipped stages)
     data: str | None = None
     init: str | None = None  # continue this model folder's UNet (its own architecture) instead of a fresh preset
@@ -77,6 +79,8 @@ class DenoiserTrainConfig:
 
     def __post_init__(self):
         unet_preset(self.preset)  # an unknown preset is refused here, before any data is drawn
+        if self.trainable not in TRAINABLE:
+            raise BadInput(f"--trainable {self.trainable}: choose one of {', '.join(TRAINABLE)}")
 
 
 def _cache_key(cfg: DenoiserTrainConfig) -> dict:
@@ -224,7 +228,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
                                                             "source_of") if k in cache})
     scheduler = DDPMScheduler(**scheduler_preset())
     unet = _initial_unet(cfg, text_encoder.dim, vae.config.latent_channels).to(cfg.device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(_trainable(unet, cfg.trainable), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(unet, cfg.ema_decay)
     ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
     if cfg.resume and os.path.exists(ckpt_path):
@@ -275,6 +279,16 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 
         plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"))
     return result
+
+
+def _trainable(unet, which: str) -> list[torch.nn.Parameter]:
+    """The weights that learn (the others are frozen): all, or the cross-attention layers' (diffusers' attn2)."""
+    learns = [p for name, p in unet.named_parameters() if which == "all" or ".attn2." in name]
+    for p in unet.parameters():
+        p.requires_grad_(False)
+    for p in learns:
+        p.requires_grad_(True)
+    return learns
 
 
 def weights_digest(module: torch.nn.Module) -> str:

@@ -1,7 +1,9 @@
-"""`python -m glassdiff.train.ship RUN/model glassdiff/weights [VAE]`: install a trained pipeline as the embedded model.
+"""`python -m glassdiff.train.ship RUN/model glassdiff/weights [VAE] [--img2img RUN2/model]`: install a trained
+pipeline as the embedded model.
 
 VAE, when given, is an autoencoder folder that replaces the pipeline's (a decoder fine-tuned with
-`glassdiff train autoencoder --decoder-only`: same encoder, so the same latents).
+`glassdiff train autoencoder --decoder-only`: same encoder, so the same latents). --img2img names a pipeline whose
+UNet is shipped beside the first as the model's image-to-image UNet (pipeline.IMG2IMG_UNET).
 
 Weights are stored in fp16 (half the size) and load back as fp32; `ship` measures
 what that costs on real generations (max pixel difference over a few prompts).
@@ -27,9 +29,11 @@ def _reference(folder: str) -> Pipeline:
     return pipe
 
 
-def ship(source: str, target: str, vae: str | None = None) -> int:
+def ship(source: str, target: str, vae: str | None = None, img2img: str | None = None) -> int:
     """Copy source -> target in fp16, keep target's MODEL_CARD.md; return the max pixel change fp32 -> fp16."""
     pipe = _reference(source)
+    if img2img:
+        pipe.img2img_unet = _reference(img2img).unet.half()
     if vae:
         import torch
         from diffusers import AutoencoderKL
@@ -107,12 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="the trained pipeline folder (RUN/model)")
     parser.add_argument("target", help="where to install it (glassdiff/weights for the default model)")
     parser.add_argument("vae", nargs="?", help="a fine-tuned decoder's autoencoder folder to ship with it")
+    parser.add_argument("--img2img", help="a trained pipeline folder whose UNet runs image-to-image")
     args = parser.parse_args(argv)
-    return guarded(lambda: install(args.source, args.target, args.vae))
+    return guarded(lambda: install(args.source, args.target, args.vae, args.img2img))
 
 
-def install(source: str, target: str, vae: str | None = None):
-    print(f"max pixel difference fp32 -> fp16 weights: {ship(source, target, vae)} (of 255)")
+def install(source: str, target: str, vae: str | None = None, img2img: str | None = None):
+    print(f"max pixel difference fp32 -> fp16 weights: {ship(source, target, vae, img2img)} (of 255)")
     contact_sheet(target, os.path.join(target, "samples.png"))
     layout_sheet(target, os.path.join(target, "layout.png"))
 
