@@ -2,9 +2,10 @@
 
 1. end-to-end generation: diffusers' StableDiffusionPipeline on the same UNet,
    VAE and scheduler (fed our text embeddings, whose cost is added to its
-   time) against glassdiff (its fast path, and its reference path: PyTorch's
-   UNet), same seed and steps, interleaved, median of N: one prompt, and 16
-   prompts in one call; then the fast path's one-off export cost;
+   time) against glassdiff (its fast path, the engine `glassdiff generate`
+   picks, and its reference path: PyTorch's UNet), same seed and steps,
+   interleaved, median of N: one prompt, and 16 prompts in one call; then the
+   fast paths' one-off costs;
 2. peak memory of one generation in a fresh process, ours against diffusers';
 3. the explainer: building a report against the generation alone (same
    prompt, seed and steps), interleaved, median of N, and the report's size;
@@ -109,8 +110,9 @@ def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0,
     """glassdiff's fast path and its reference path (PyTorch's UNet) against diffusers' pipeline, same weights, one
     call for all `prompts`; images per second."""
     pipe, what = _pipeline()
-    reference_engine = copy.copy(pipe)
+    reference_engine, one_shot = copy.copy(pipe), copy.copy(pipe)
     reference_engine.engine = "torch"
+    one_shot.one_shot = True  # the engine `glassdiff generate` runs (engine.chosen_engine)
     diffusers_pipe = _reference(pipe, sampler)
     size = pipe.native_size
     cfg = SamplingConfig(seed=0, steps=steps, guidance=guidance, sampler=sampler, layout=0.0)
@@ -124,9 +126,11 @@ def time_generation(repeats: int = 7, steps: int = STEPS, guidance: float = 4.0,
                            generator=[torch.Generator().manual_seed(0) for _ in prompts], output_type="pil")
 
     medians = _interleaved({"glassdiff": lambda: pipe(list(prompts), cfg),
-                            "reference": lambda: reference_engine(list(prompts), cfg), "diffusers": theirs}, repeats)
+                            "reference": lambda: reference_engine(list(prompts), cfg),
+                            "one_shot": lambda: one_shot(list(prompts), cfg), "diffusers": theirs}, repeats)
     return {"name": f"generation, {len(prompts)} prompt(s) in one call", "model": what, "size": size, "steps": steps,
             "sampler": sampler, "threads": torch.get_num_threads(), "engine": _engine(pipe),
+            "one_shot_engine": _engine(one_shot), "one_shot_s": medians["one_shot"],
             "glassdiff_s": medians["glassdiff"], "reference_s": medians["reference"],
             "diffusers_s": medians["diffusers"], "images_per_s": len(prompts) / medians["glassdiff"],
             "ratio": medians["diffusers"] / medians["glassdiff"],
@@ -141,23 +145,31 @@ def _engine(pipe) -> str:
 
 
 def time_export() -> dict:
-    """The fast path's one-off cost: exporting the UNet to ONNX (into a fresh cache), the file it leaves, and the
-    time to load it in a new session."""
-    from .engine import OnnxDenoiser, cached_path, export_unet
+    """The fast paths' one-off costs: exporting the UNet to ONNX (into a fresh cache), the file it leaves, and the
+    time to load it in a new session; the same for OpenVINO, whose load is compiling for one shape (a guided
+    step's at the native size) and its first step."""
+    from .engine import OnnxDenoiser, OpenVinoDenoiser, cached_path, export_openvino, export_unet
 
     pipe, what = _pipeline()
-    with tempfile.TemporaryDirectory() as cache:
-        path = os.path.join(cache, os.path.basename(cached_path("onnx", pipe.model_hash)))
-        t0 = time.perf_counter()
-        export_unet(pipe.unet, path, pipe.unet.config.sample_size,
-                    (pipe.text_encoder.max_length, pipe.text_encoder.dim))
-        export_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        OnnxDenoiser(path, pipe.unet.config.in_channels)
-        session_s = time.perf_counter() - t0
-        size_mb = os.path.getsize(path) / 2**20
-    return {"name": "fast path, one-off cost", "model": what, "export_s": export_s, "session_s": session_s,
-            "cache_mb": size_mb}
+    context = (pipe.text_encoder.max_length, pipe.text_encoder.dim)
+    example = (torch.randn(2, pipe.unet.config.out_channels, pipe.unet.config.sample_size,
+                           pipe.unet.config.sample_size), torch.full((2,), 500.0), torch.randn(2, *context))
+    costs = {}
+    for engine, export, runner in (("onnx", export_unet, OnnxDenoiser), ("openvino", export_openvino,
+                                                                           OpenVinoDenoiser)):
+        with tempfile.TemporaryDirectory() as cache:
+            path = os.path.join(cache, os.path.basename(cached_path(engine, pipe.model_hash)))
+            t0 = time.perf_counter()
+            export(pipe.unet, path, pipe.unet.config.sample_size, context)
+            export_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            denoise = runner(path, pipe.unet.config.in_channels)
+            if engine == "openvino":
+                denoise(*example)
+            costs[engine] = {"export_s": export_s, "load_s": time.perf_counter() - t0,
+                             "cache_mb": sum(os.path.getsize(os.path.join(cache, n)) for n in os.listdir(cache))
+                             / 2**20}
+    return {"name": "fast paths, one-off cost", "model": what, "engines": costs}
 
 
 _MEMORY_CHILD = """
@@ -557,15 +569,18 @@ def run_benchmarks(json_out: str | None = None, quick: bool = False) -> list[dic
         elif "report_s" in r:
             print(f"{r['name']} ({r['steps']} steps): generation {r['generation_s'] * 1000:.0f} ms, "
                   f"report {r['report_s'] * 1000:.0f} ms, ratio {r['ratio']:.2f}, {r['report_mb']:.2f} MB")
-        elif "export_s" in r:
-            print(f"{r['name']}: export {r['export_s']:.1f} s, a new session {r['session_s']:.2f} s, "
-                  f"{r['cache_mb']:.0f} MB in the cache")
+        elif "engines" in r:
+            print(f"{r['name']}: " + "; ".join(
+                f"{engine}: export {c['export_s']:.1f} s, {c['cache_mb']:.0f} MB in the cache, loaded in a new "
+                f"process in {c['load_s']:.2f} s" for engine, c in r["engines"].items()) +
+                " (OpenVINO's load: compiling for one shape, and a first step; each new shape compiles again)")
         elif "glassdiff_s" in r:
             print(f"{r['name']} ({r['model']}, {r['size']}px, {r['steps']} {r['sampler']} steps, "
                   f"{r['threads']} threads, engine {r['engine']}): glassdiff {r['glassdiff_s'] * 1000:.0f} ms "
                   f"({r['images_per_s']:.2f} images/s), reference path {r['reference_s'] * 1000:.0f} ms, "
                   f"diffusers {r['diffusers_s'] * 1000:.0f} ms, ratio {r['ratio']:.3f} "
-                  f"(reference / fast {r['engine_ratio']:.2f})")
+                  f"(reference / fast {r['engine_ratio']:.2f}); {r['one_shot_engine']} (glassdiff generate's) "
+                  f"{r['one_shot_s'] * 1000:.0f} ms, ratio {r['diffusers_s'] / r['one_shot_s']:.3f}")
         else:
             print(f"{r['name']}: glassdiff {r['glassdiff_mb']:.0f} MB, diffusers {r['diffusers_mb']:.0f} MB, "
                   f"ratio {r['ratio']:.3f}")

@@ -102,6 +102,7 @@ def cmd_generate(args):
     say = _say(to_stderr=any(is_stream(path) for path in paths + extra))
     model_path(args)
     pipe = load_pipeline(args)
+    pipe.one_shot = True
     if request.made_by and request.made_by != pipe.model_hash:
         notice(f"{args.from_png} was drawn by the model with hash {request.made_by}; this one's is "
                f"{pipe.model_hash}, so the image will differ (--model chooses another)")
@@ -188,20 +189,24 @@ def _duration(seconds: float) -> str:
 def cmd_info(args):
     from .config import SAMPLERS
 
-    info = load_pipeline(args).info()
+    pipe = load_pipeline(args)
+    info = pipe.info()
+    pipe.one_shot = True
+    info["engine_generate"] = pipe.engine_in_use()  # generate's single call (engine.chosen_engine)
     if args.json:
         print(json.dumps(info, indent=2))
         return
     print(f"model      {info['model']}  (hash {info['hash']})")
     te = info["text_encoder"]
     print(f"text       {te['kind']}: {te['params']:,} params, {te['max_tokens']} tokens x {te['dim']}")
-    print(f"unet       {info['unet']['params']:,} params, channels {info['unet']['blocks']}")
+    second = "; and a second for image-to-image below strength 1" if info["unet"]["img2img"] else ""
+    print(f"unet       {info['unet']['params']:,} params, channels {info['unet']['blocks']}{second}")
     print(f"vae        {info['vae']['params']:,} params, factor {info['vae']['factor']}, "
           f"scaling {info['vae']['scaling_factor']:.4f}")
     print(f"image      {info['image'][0]}x{info['image'][1]}x3  ->  latent {'x'.join(map(str, info['latent']))}")
     print(f"schedule   {info['schedule']}, {info['prediction_type']}; samplers: {', '.join(SAMPLERS)}")
-    print(f"engine     {info['engine']} (--engine onnx: ONNX Runtime, the fast path for glassdiff's models; openvino: "
-          f"OpenVINO, any model; torch: PyTorch, the reference)")
+    print(f"engine     {info['engine']}, {info['engine_generate']} for generate (--engine openvino: OpenVINO, any "
+          f"model; onnx: ONNX Runtime, glassdiff's models; torch: PyTorch, the reference)")
 
 
 def cmd_models(args):

@@ -149,9 +149,10 @@ def add_model_args(p: argparse.ArgumentParser):
     p.add_argument("--models", default=None, help="the models folder (default: $GLASSDIFF_MODELS or "
                                                   "~/.local/share/glassdiff/models)")
     p.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="what runs the UNet: onnx (ONNX Runtime, the fast path for glassdiff's own models), openvino "
-                        "(OpenVINO, any model: the faster for Stable Diffusion's, at more memory), torch (PyTorch, "
-                        "the reference) or auto (onnx for glassdiff's own models, else torch; $GLASSDIFF_ENGINE)")
+                   help="what runs the UNet: onnx (ONNX Runtime, glassdiff's own models), openvino (OpenVINO, any "
+                        "model: the fastest a step, compiled for each new shape of a small UNet; for Stable "
+                        "Diffusion's at more memory), torch (PyTorch, the reference) or auto (glassdiff's own "
+                        "models: openvino, onnx for generate's single call; else torch; $GLASSDIFF_ENGINE)")
     p.add_argument("--prediction", choices=PREDICTIONS, default=None,
                    help="what a single file's UNet predicts, where its weights cannot say (an SD 2.x file is read "
                         "as v_prediction at 768x768 unless told epsilon)")

@@ -62,6 +62,7 @@ class Pipeline:
         self.scheduler_config = dict(scheduler_config)
         self.source = source
         self.engine = "auto"  # what runs the UNet: engine.py
+        self.one_shot = False  # a process that draws once (glassdiff generate): auto picks the quickest to start
         self._hash = None
         self._grounder = None
         self._fast = {}  # (engine, UNet) -> its denoiser, once made (False: it could not be)
@@ -259,7 +260,7 @@ class Pipeline:
         resolved."""
         from .engine import chosen_engine
 
-        return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm")
+        return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm", one_shot=self.one_shot)
 
     def denoiser(self, reference: bool = False, img2img: bool = False):
         """What runs the UNet in the loop (the image-to-image UNet where `img2img`): PyTorch's (the reference, and

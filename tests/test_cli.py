@@ -53,7 +53,7 @@ def test_generate_batch_writes_one_file_per_seed(tiny_model_dir, tmp_path, capsy
     assert seeds == ["0", "1", "2"]
 
 
-def test_info_reports_blocks(tiny_model_dir, capsys):
+def test_info_reports_blocks(tiny_model_dir, capsys, monkeypatch):
     code, out, _ = run(["info", "--model", tiny_model_dir, "--json"], capsys)
     info = json.loads(out)
     assert code == 0 and info["latent"] == [8, 8, 8] and info["image"] == [16, 16, 3]
@@ -61,6 +61,9 @@ def test_info_reports_blocks(tiny_model_dir, capsys):
     assert info["engine"] == "torch"  # the tests' environment asks for the reference
     code, out, _ = run(["info", "--model", tiny_model_dir, "--json", "--engine", "onnx"], capsys)
     assert json.loads(out)["engine"] == "onnx"
+    monkeypatch.delenv("GLASSDIFF_ENGINE", raising=False)
+    code, out, _ = run(["info", "--model", tiny_model_dir, "--json"], capsys)
+    assert (json.loads(out)["engine"], json.loads(out)["engine_generate"]) == ("openvino", "onnx")
 
 
 @pytest.mark.parametrize("extra, message", [

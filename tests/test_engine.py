@@ -122,6 +122,9 @@ def test_the_command_line_chooses_the_engine_and_refuses_an_unknown_one(tiny_mod
     fast_pixels, reference_pixels = (np.asarray(Image.open(name), dtype=int) for name in ("fast.png", "reference.png"))
     assert np.abs(fast_pixels - reference_pixels).max() <= 1
     assert os.listdir(tmp_path / "cache" / "onnx")
+    monkeypatch.delenv("GLASSDIFF_ENGINE", raising=False)
+    assert main([*common, "-o", "auto.png"]) == 0  # one call: auto takes ONNX Runtime, which compiles no shapes
+    assert sorted(os.listdir(tmp_path / "cache")) == ["onnx"]
     assert main([*common, "-o", "x.png", "--engine", "tensorrt"]) == 2
     monkeypatch.setenv("GLASSDIFF_ENGINE", "fastest")
     assert main([*common, "-o", "x.png"]) == 2
@@ -134,6 +137,9 @@ def test_stable_diffusion_models_run_on_pytorch(monkeypatch):
     from glassdiff.engine import chosen_engine
 
     assert chosen_engine("auto", own_model=False) == "torch"
+    monkeypatch.delenv("GLASSDIFF_ENGINE", raising=False)
+    assert chosen_engine("auto", own_model=True) == "openvino"  # the fastest a step
+    assert chosen_engine("auto", own_model=True, one_shot=True) == "onnx"  # no compiling for each shape
     monkeypatch.setenv("GLASSDIFF_ENGINE", "onnx")  # a preference: a Stable Diffusion model passes over it
     assert chosen_engine("auto", own_model=False) == "torch" and chosen_engine("auto", own_model=True) == "onnx"
     with pytest.raises(BadInput, match="runs glassdiff's own models"):
@@ -148,11 +154,16 @@ def on_openvino(tiny_model_dir, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("batch, side, tokens", [(2, 8, 16), (3, 4, 30)])
-def test_the_openvino_unet_computes_what_pytorchs_does_at_any_shape(on_openvino, batch, side, tokens):
+@pytest.mark.parametrize("per_shape", [True, False])
+def test_the_openvino_unet_computes_what_pytorchs_does_at_any_shape(on_openvino, batch, side, tokens, per_shape,
+                                                                     monkeypatch):
+    import glassdiff.engine
     from glassdiff.engine import OpenVinoDenoiser
 
+    if not per_shape:  # compiled once for any shape, as a UNet as large as SD's is
+        monkeypatch.setattr(glassdiff.engine, "PER_SHAPE_BYTES", 0)
     denoise = on_openvino.denoiser()
-    assert isinstance(denoise, OpenVinoDenoiser)
+    assert isinstance(denoise, OpenVinoDenoiser) and denoise.per_shape == per_shape
     x = torch.randn(batch, on_openvino.unet.config.out_channels, side, side, generator=torch.Generator().manual_seed(2))
     t = torch.tensor([999, 40, 600][:batch])
     context = torch.randn(batch, tokens, on_openvino.text_encoder.dim, generator=torch.Generator().manual_seed(3))
@@ -161,6 +172,7 @@ def test_the_openvino_unet_computes_what_pytorchs_does_at_any_shape(on_openvino,
     first = denoise(x, t, context)
     denoise(x.flip(0), t, context)  # the request's next call must not change what the first returned
     torch.testing.assert_close(first, expected, atol=1e-4, rtol=1e-4)
+    assert len(denoise.requests) == 1  # one compiled for this shape (or for any), used again
 
 
 def test_images_on_openvino_are_the_references_within_one_level(on_openvino, reference):
@@ -221,6 +233,9 @@ def test_an_engine_that_is_not_installed_is_one_line(monkeypatch):
     with pytest.raises(BadInput, match="--engine openvino needs openvino: pip install openvino"):
         glassdiff.engine.chosen_engine("openvino", own_model=True)
     assert glassdiff.engine.chosen_engine("auto", own_model=True) == "torch"
+    monkeypatch.setattr(glassdiff.engine, "installed", lambda engine: engine in ("torch", "onnx"))
+    monkeypatch.delenv("GLASSDIFF_ENGINE", raising=False)
+    assert glassdiff.engine.chosen_engine("auto", own_model=True) == "onnx"  # OpenVINO missing: the next fastest
 
 
 def test_sd_flops_are_counted_from_shapes_and_grow_with_the_latent():
