@@ -65,7 +65,7 @@ class Pipeline:
         self.one_shot = False  # a process that draws once (glassdiff generate): auto picks the quickest to start
         self._hash = None
         self._grounder = None
-        self._fast = {}  # (engine, UNet) -> its denoiser, once made (False: it could not be)
+        self._fast = {}  # (engine, whether the image-to-image UNet) -> its denoiser, once made (False: it could not be)
         self.img2img_unet = None  # the UNet that runs image-to-image, where the folder has one (IMG2IMG_UNET)
         self.sampling = {}  # what the model asks for in place of SamplingConfig's defaults (folders.model_sampling)
 
