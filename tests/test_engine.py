@@ -52,7 +52,10 @@ def test_the_onnx_unet_computes_what_pytorchs_does_at_any_batch_size_and_length(
 
 @pytest.mark.parametrize("settings", [dict(sampler="dpmpp_2m"), dict(sampler="euler_a", batch=3),
                                       dict(sampler="ddim", guidance=0.0), dict(sampler="lms", width=32, height=16)])
-def test_images_on_the_fast_path_are_the_references_within_one_level(fast, reference, settings):
+@pytest.mark.parametrize("engine", ["onnx", "openvino"])
+def test_images_on_the_fast_path_are_the_references_within_one_level(engine, tiny_model_dir, tmp_path, monkeypatch,
+                                                                      reference, settings):
+    fast = on_engine(engine, tiny_model_dir, tmp_path, monkeypatch)
     cfg = SamplingConfig(steps=6, seed=4, **settings)
     for prompt in ("a red star left of a blue heart", "three circles"):  # planned: regions batch their own rows
         ours, theirs = fast(prompt, cfg), reference(prompt, cfg)
@@ -60,7 +63,10 @@ def test_images_on_the_fast_path_are_the_references_within_one_level(fast, refer
             assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
 
 
-def test_step_records_on_the_fast_path_hold_the_fast_unets_outputs(fast, reference):
+@pytest.mark.parametrize("engine", ["onnx", "openvino"])
+def test_step_records_on_the_fast_path_hold_the_fast_unets_outputs(engine, tiny_model_dir, tmp_path, monkeypatch,
+                                                                    reference):
+    fast = on_engine(engine, tiny_model_dir, tmp_path, monkeypatch)
     records = {}
     for name, pipe in (("fast", fast), ("reference", reference)):
         recorder = TrajectoryRecorder()
