@@ -190,9 +190,7 @@ def cmd_info(args):
     from .config import SAMPLERS
 
     pipe = load_pipeline(args)
-    info = pipe.info()
-    pipe.one_shot = True
-    info["engine_generate"] = pipe.engine_in_use()  # generate's single call (engine.chosen_engine)
+    info = {**pipe.info(), "engine_generate": pipe.engine_in_use(one_shot=True)}  # generate's single call
     if args.json:
         print(json.dumps(info, indent=2))
         return

@@ -66,7 +66,7 @@ class Pipeline:
         self._hash = None
         self._grounder = None
         self._fast = {}  # (engine, whether the image-to-image UNet) -> its denoiser, once made (False: it could not be)
-        self.img2img_unet = None  # the UNet that runs image-to-image, where the folder has one (IMG2IMG_UNET)
+        self._img2img = None  # the image-to-image UNet (IMG2IMG_UNET), or the folder it is read from at first use
         self.sampling = {}  # what the model asks for in place of SamplingConfig's defaults (folders.model_sampling)
 
     # ---------- loading and saving ----------
@@ -103,9 +103,23 @@ class Pipeline:
         pipe = cls(unet, vae, text_encoder, scheduler_config, source=folder)
         pipe.sampling = model_sampling(folder)
         if os.path.isdir(os.path.join(folder, IMG2IMG_UNET)):
-            pipe.img2img_unet = _in_fast_layout(UNet2DConditionModel.from_pretrained(
-                folder, subfolder=IMG2IMG_UNET, torch_dtype=torch.float32))
+            pipe._img2img = folder  # read when a picture first needs it: text-to-image never does
         return pipe
+
+    @property
+    def img2img_unet(self):
+        """The UNet that runs image-to-image below strength 1, where the folder has one (IMG2IMG_UNET), else None."""
+        if isinstance(self._img2img, str):
+            from diffusers import UNet2DConditionModel
+
+            with torch.inference_mode(False):  # ordinary weights, though a generation asked for them
+                self._img2img = _in_fast_layout(UNet2DConditionModel.from_pretrained(
+                    self._img2img, subfolder=IMG2IMG_UNET, torch_dtype=torch.float32))
+        return self._img2img
+
+    @img2img_unet.setter
+    def img2img_unet(self, unet):
+        self._img2img = unet
 
     def save(self, folder: str, training: dict | None = None):
         """Write a diffusers-layout folder atomically (safetensors only): glassdiff's own with the MiniLM note, or,
@@ -171,7 +185,7 @@ class Pipeline:
                 "text_encoder": {"kind": self.text_encoder.kind, "params": count(self.text_encoder.model),
                                  "max_tokens": self.text_encoder.max_length, "dim": self.text_encoder.dim},
                 "unet": {"params": count(self.unet), "blocks": list(self.unet.config.block_out_channels),
-                         "img2img": self.img2img_unet is not None},
+                         "img2img": self._img2img is not None},
                 "vae": {"params": count(self.vae), "factor": self.factor,
                         "scaling_factor": self.vae.config.scaling_factor},
                 "image": [self.native_size, self.native_size, 3], "latent": list(latent),
@@ -213,7 +227,7 @@ class Pipeline:
             raise BadInput("a mask needs a picture to repaint: give init_image (--init-image) too")
         from_picture = init_image is not None and (strength < 1 or mask is not None)
         planned = bool(cfg.layout_steps and prompted) and not from_picture
-        img2img = from_picture and strength < 1 and self.img2img_unet is not None
+        img2img = from_picture and strength < 1 and self._img2img is not None
         read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
         plans = [plan(p) if planned else None for p in read_as]
         region_prompts = [region.prompt for regions in plans if regions for region in regions]
@@ -255,12 +269,13 @@ class Pipeline:
         return Result(images, prompt, cfg, seeds, x_0, texts, trace=recorder.records if recorder else None,
                       attention=attention_maps, plans=plans, groundings=groundings, read_as=read_as)
 
-    def engine_in_use(self) -> str:
+    def engine_in_use(self, one_shot: bool | None = None) -> str:
         """The engine generation runs the UNet on: "onnx", "openvino" or "torch" (engine.py), self.engine
-        resolved."""
+        resolved, for a process that draws once where `one_shot` (default: self.one_shot)."""
         from .engine import chosen_engine
 
-        return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm", one_shot=self.one_shot)
+        return chosen_engine(self.engine, own_model=self.text_encoder.kind == "minilm",
+                             one_shot=self.one_shot if one_shot is None else one_shot)
 
     def denoiser(self, reference: bool = False, img2img: bool = False):
         """What runs the UNet in the loop (the image-to-image UNet where `img2img`): PyTorch's (the reference, and

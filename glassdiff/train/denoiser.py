@@ -284,8 +284,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
 def _trainable(unet, which: str) -> list[torch.nn.Parameter]:
     """The weights that learn (the others are frozen): all, or the cross-attention layers' (diffusers' attn2)."""
     learns = [p for name, p in unet.named_parameters() if which == "all" or ".attn2." in name]
-    for p in unet.parameters():
-        p.requires_grad_(False)
+    unet.requires_grad_(False)
     for p in learns:
         p.requires_grad_(True)
     return learns
