@@ -5,12 +5,15 @@ circles below a square" asks for. The grounder finds the objects of a prompt (a 
 colour words before it), then reads the words between and around them as a relation, a cell, a background, a
 joining word or a carrier phrase ("a sketch of", "in a watercolour style") that the world cannot draw.
 
-Each word is read by the best of three sources, and only above a threshold:
+Each word is read by the first of these sources that reads it, and only above a threshold:
 - the world's own words (and plurals, numerals), exactly;
 - for colours, a colour survey: matplotlib's XKCD and CSS colour names give a word an sRGB value, read as the
   nearest of the world's colours in OKLab (MiniLM places "crimson" nearer purple than red; a survey does not);
+- for shapes and directions, two dictionaries (glassdiff.lexicon): WordNet ("rhombus" is a diamond; "higher" is
+  the antonym of "low") and Unicode's glyph names, drawn and compared with the world's outlines ("plus sign");
 - for everything else, the text encoder (MiniLM): cosine similarity between the word's embedding and the world's
   words, in a short context ("a tile shape" against "a square shape").
+A size compound ("mid-sized", "moderately sized") reads its first word as the nearest size, by a margin.
 What is not grounded is reported with its nearest known word and their similarity, never guessed. A prompt with at
 least one object read gets a spec of what was read (the notice says what was left out and what is drawn); one with
 none is drawn as written. Closed classes that an embedding cannot tell apart (left from right, above from below:
@@ -25,6 +28,7 @@ import re
 
 import numpy as np
 
+from . import lexicon
 from .world.captions import caption
 from .world.vocab import BACKGROUNDS, COLORS, NUMBERS, SHAPES, SIZES, plural
 
@@ -54,6 +58,9 @@ RELATION_OF = {"left": "left of", "right": "right of", "top": "above", "bottom":
 CARRIERS = ("a picture of", "an image of", "a photo of", "draw", "please", "show me", "in the style of", "art",
             "painting")
 BACKGROUND_WORDS = frozenset("background backdrop".split())
+SIZE_NOUN = "size"  # "W-sized" and "W size" name a size
+WORLD_WORDS = frozenset([*SHAPES, *COLORS, *SIZES, *NUMBERS.values(), *BACKGROUNDS])
+DICTIONARIES = ("world", "WordNet", "Unicode glyph")  # sources sure enough that a shape word names an object alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +69,7 @@ class Reading:
     kind: str  # shape, color, size, count, relation, cell, background, joining, carrier, loose, unknown
     value: str | int | None  # the world's word it was read as (unknown: the nearest it knows)
     score: float  # similarity, 1.0 for the world's own words
-    source: str  # "world", "numeral", "colour survey", "text encoder"
+    source: str  # "world", "numeral", "colour survey", "WordNet", "Unicode glyph", "text encoder"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,8 +223,14 @@ class Grounder:
         for shape in SHAPES:
             if word in (shape, plural(shape)):
                 return (Reading(word, "shape", shape, 1.0, "world"),)
+        compound = re.fullmatch(rf"(\w+)[- ]{SIZE_NOUN}d?", word)
+        if compound:
+            return self._size_compound(word, compound.group(1))
         colour = color_reading(word)
-        return (colour,) if colour else self._encoded(word)
+        if colour:
+            return (colour,)
+        shape = dictionary_shape(word)
+        return (shape,) if shape else self._encoded(word)
 
     def _encoded(self, word: str) -> tuple[Reading, ...]:
         """A shape when "a W shape" is near a shape of the world's and not much further than from "a shape" itself
@@ -239,6 +252,17 @@ class Grounder:
                 candidates.append(Reading(word, kind, names[best], round(float(similarity[best]), 2), "text encoder"))
         return tuple(candidates)
 
+    def _size_compound(self, word: str, modifier: str) -> tuple[Reading, ...]:
+        """"W-sized": the head says W names a size, so W is read as the nearest size by a margin, with no floor
+        ("mid-sized", "moderately sized": medium)."""
+        if modifier in SIZES:
+            return (Reading(word, "size", modifier, 1.0, "world"),)
+        similarity = self.encoder.word_vectors([modifier])[0] @ self.sizes.T
+        second, best = similarity.topk(2).indices.tolist()[::-1]
+        if similarity[best] - similarity[second] < SCALE_MARGIN:
+            return ()
+        return (Reading(word, "size", list(SIZES)[best], round(float(similarity[best]), 2), "text encoder"),)
+
     def direction(self, word: str) -> str | None:
         """left, right, top, bottom or center for a direction word ("upper", or "downward" by the text encoder,
         when it is clearly nearer one direction than its opposite), else None."""
@@ -247,8 +271,25 @@ class Grounder:
 
     @functools.lru_cache(maxsize=1024)
     def direction_reading(self, word: str) -> Reading | None:
-        if word in DIRECTIONS:
-            return Reading(word, "direction", DIRECTIONS[word], 1.0, "world")
+        """A direction word of the world's; else one WordNet relates to directions; else the text encoder's
+        reading (which places "higher" nearer "lower" than "above": WordNet goes first)."""
+        return _world_direction(word) or self._dictionary_direction(word) or self._encoded_direction(word)
+
+    def _dictionary_direction(self, word: str) -> Reading | None:
+        """By WordNet: the one direction that the word's synonyms read as, and its antonyms read opposite to
+        ("higher": antonym "low", which reads bottom, so top; "up": antonym "down", synonym "downward")."""
+        synonyms, antonyms = lexicon.relatives(word)
+        read = [r for r in map(self._plain_direction, synonyms) if r]
+        read += [dataclasses.replace(r, value=OPPOSITE[r.value]) for r in map(self._plain_direction, antonyms)
+                 if r and r.value in OPPOSITE]
+        if len({r.value for r in read}) != 1:
+            return None
+        return Reading(word, "direction", read[0].value, min(r.score for r in read), "WordNet")
+
+    def _plain_direction(self, word: str) -> Reading | None:
+        return _world_direction(word) or self._encoded_direction(word)
+
+    def _encoded_direction(self, word: str) -> Reading | None:
         similarity = self.encoder.word_vectors([word])[0] @ self.directions.T
         best = {}
         for name, value in zip(DIRECTIONS, similarity.tolist()):
@@ -269,7 +310,7 @@ class Grounder:
 
     def read(self, prompt: str) -> Grounding:
         """The prompt's readings, and the spec of what was read when it names one or two objects the world draws."""
-        tokens = _merge_colour_names(words_of(prompt))
+        tokens = _merge_names(words_of(prompt))
         heads = [i for i in range(len(tokens)) if self._is_head(tokens, i)]
         objects, readings, taken = [], [], set()
         for n, head in enumerate(heads):
@@ -294,8 +335,9 @@ class Grounder:
         reading = self.word(token)
         if reading is None or reading.kind != "shape":
             return False
-        if reading.source == "world" or i == 0:  # a word the text encoder reads as a shape needs one before it
-            return reading.source == "world"
+        confident = reading.source in DICTIONARIES
+        if confident or i == 0:  # a word the text encoder reads as a shape needs one before it
+            return confident
         after = tokens[i + 1] if i + 1 < len(tokens) else ","
         if after == "of":  # "a sketch of", "a stack of": what holds, not a shape
             return False
@@ -307,8 +349,7 @@ class Grounder:
         """The object whose shape word is tokens[head], with the count, size and colour words before it."""
         shape = self.word(tokens[head])
         entry, chunk, used = {"class": shape.value}, [shape], {head}
-        plural_form = tokens[head] != shape.value and (tokens[head] == plural(shape.value) or
-                                                       singular(tokens[head]) != tokens[head])
+        plural_form = _plural(tokens[head], shape.value)
         j = head - 1
         while j > before:
             token = tokens[j]
@@ -389,15 +430,49 @@ class Grounder:
 _NONE = Reading("", "none", None, 0.0, "")
 
 
-def _merge_colour_names(tokens: list[str]) -> list[str]:
-    """Two words that a colour survey names together ("navy blue", "light gray") as one word."""
+def _world_direction(word: str) -> Reading | None:
+    return Reading(word, "direction", DIRECTIONS[word], 1.0, "world") if word in DIRECTIONS else None
+
+
+def _merge_names(tokens: list[str]) -> list[str]:
+    """Two words that name one thing together as one word: a colour in the colour survey ("navy blue", "light
+    gray"), a size ("W size", "W sized"), a shape in a dictionary ("plus sign", "plus signs"); never two words of
+    the world's ("black star")."""
     out = []
     for token in tokens:
-        if out and f"{out[-1]} {token}" in _survey() and out[-1] not in COLORS:
-            out[-1] = f"{out[-1]} {token}"
+        pair = f"{out[-1]} {token}" if out else ""
+        if out and (pair in _survey() and out[-1] not in COLORS
+                    or token.rstrip("d") == SIZE_NOUN and out[-1] not in FUNCTION_WORDS
+                    or not {out[-1], singular(token)} & WORLD_WORDS and dictionary_shape(pair)):
+            out[-1] = pair
         else:
             out.append(token)
     return out
+
+
+def dictionary_shape(words: str) -> Reading | None:
+    """A shape word the dictionaries know (glassdiff.lexicon): a noun WordNet files under a world shape, or the
+    name of a Unicode glyph drawn like one; plurals by their singular."""
+    *before, last = words.split()
+    found = _dictionary_shape(words) or _dictionary_shape(" ".join([*before, singular(last)]))
+    return dataclasses.replace(found, words=words) if found else None
+
+
+@functools.cache
+def _dictionary_shape(form: str) -> Reading | None:
+    shape = lexicon.wordnet_shape(form, SHAPES)
+    if shape:
+        return Reading(form, "shape", shape, 1.0, "WordNet")
+    drawn = lexicon.glyph_shape(form, tuple(SHAPES))
+    return Reading(form, "shape", drawn[0], drawn[1], "Unicode glyph") if drawn else None
+
+
+def _plural(word: str, shape: str) -> bool:
+    """Whether a word for a shape is a plural: "orbs", "lozenges", but not "rhombus" (a dictionary knows it as
+    written)."""
+    if word == shape or singular(word) == word:
+        return False
+    return word == plural(shape) or _dictionary_shape(word) is None
 
 
 def _segments(tokens, taken, heads) -> list[tuple[str, list[int]]]:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from glassdiff import grounding
+from glassdiff import grounding, lexicon
 from glassdiff.evaluate import paraphrase
 from glassdiff.evaluate.prompts import load_prompts
 from glassdiff.layout import in_grammar, plan, read_as_of
@@ -137,6 +137,42 @@ def test_unknown_words_are_a_notice_not_an_error(tmp_path):
         assert out.exists()
         notes = [line for line in run.stderr.splitlines() if "not in this model's world" in line]
         assert len(notes) == 1 and all(word in notes[0] for word in words), run.stderr
+
+
+# what the dictionaries read (glassdiff.lexicon), in words the paraphrase benchmark does not use
+DICTIONARY_PARAPHRASES = [
+    ("a rhomb", "a diamond"),  # WordNet: "rhombus, rhomb, diamond"
+    ("three pentagrams", "three stars"),  # WordNet: a pentagram is a kind of star (a plural by its singular)
+    ("a big rhomb beside a little pentagram", "a large diamond and a small star"),
+    ("a bullet to the left of a ballot box", "a circle left of a square"),  # Unicode: BULLET, BALLOT BOX
+    ("a pair of bullets", "two circles"),
+    ("a star higher than a circle", "a star above a circle"),  # WordNet: "higher", antonym "low"
+    ("a hexagon downstairs from a star", "a hexagon below a star"),
+    ("a tile further up than a ring", "a square above a circle"),  # "up": antonym "down", synonym "downward"
+    ("an average-sized heart", "a medium heart"),  # a size compound
+    ("a middle-sized cross", "a medium cross"),
+]
+
+
+def test_dictionaries_read_rare_shape_words_and_directions(grounder):
+    wrong = [(said, grounder.read(said).caption) for said, canonical in DICTIONARY_PARAPHRASES
+             if plan(read_as_of(said, grounder.read(said))) != plan(canonical)]
+    assert not wrong, wrong
+    sources = {r.words: r.source for r in grounder.read("a rhomb beside a bullet").readings}
+    assert sources["rhomb"] == "WordNet" and sources["bullet"] == "Unicode glyph"
+
+
+def test_the_dictionaries_name_no_shape_for_what_the_world_cannot_draw():
+    shapes = tuple(SHAPES)
+    assert lexicon.glyph_shape("plus sign", shapes) == ("cross", lexicon.glyph_shape("plus sign", shapes)[1])
+    assert lexicon.glyph_names("umbrella") and lexicon.glyph_shape("umbrella", shapes) is None  # drawn, like none
+    assert lexicon.glyph_shape("trade mark sign", shapes) is None  # letters, not a figure
+    assert lexicon.glyph_shape("hyphen-minus", shapes) is None  # a bar
+    assert lexicon.wordnet_shape("rhombus", shapes) == "diamond"
+    assert lexicon.wordnet_shape("ellipse", shapes) is None  # a shape, none of the world's
+    assert lexicon.wordnet_shape("eye", shapes) is None  # "heart" in another sense ("the centre"), not a shape
+    synonyms, antonyms = lexicon.relatives("up")
+    assert "upward" in synonyms and "down" in antonyms
 
 
 def test_colour_names_are_read_by_the_colour_they_name():
