@@ -383,8 +383,8 @@ class Grounder:
             return [Reading(text, "joining", "and", 1.0, "world")]
         read = [self.direction_reading(w) for w in content if self.direction(w)]
         directions = [r.value for r in read]
-        score, source = min(r.score for r in read) if read else 0.0, \
-            "text encoder" if any(r.source == "text encoder" for r in read) else "world"
+        score = min(r.score for r in read) if read else 0.0
+        source = next((r.source for r in read if r.source != "world"), "world")
         unread = [w for w in content if not self.direction(w) and w not in POSITION_FILLERS
                   and w not in BACKGROUND_WORDS and self.word(w) is None]
         others = [w for w in content if not self.direction(w) and w not in POSITION_FILLERS and w not in unread]

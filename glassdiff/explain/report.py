@@ -87,8 +87,9 @@ def grounding_section(grounding, read_as: str) -> str:
 <section id="grounding"><h2>1a. What the words mean here <small>(grounding)</small></h2>
 <p>The model learned one small world: 8 shapes, 11 colours, 3 sizes, counts to four, 9 places, 4 relations and 5
 backgrounds. Each phrase of the prompt is read as the nearest of the world's words by what it means: colour names
-by the colour they name (a colour survey), other words by how close the text encoder puts them to the world's
-words (cosine similarity, 1 = the world's own word). What is not close enough is not guessed.
+by the colour they name (a colour survey), rare shape words and directions by a dictionary (WordNet, or the Unicode
+glyph of that name compared with the world's outlines), other words by how close the text encoder puts them to the
+world's words (cosine similarity, 1 = the world's own word). What is not close enough is not guessed.
 {drawn}</p>
 <table class="grounding"><tr><th>phrase</th><th>read as</th><th>world's word</th><th>how close</th><th>by</th></tr>
 {''.join(rows)}</table>
