@@ -142,6 +142,11 @@ def _lab(rgb) -> np.ndarray:
                                  [0.0259040371, 0.7827717662, -0.8086757660]]).T
 
 
+def _chroma(rgb) -> float:
+    lab = _lab(rgb)
+    return float(np.hypot(lab[1], lab[2]))
+
+
 @functools.cache
 def _survey() -> dict[str, tuple[float, float, float]]:
     from matplotlib import colors
@@ -151,15 +156,15 @@ def _survey() -> dict[str, tuple[float, float, float]]:
     return {name: tuple(255 * v for v in colors.to_rgb(value)) for name, value in named.items()}
 
 
-def nearest_color(rgb, palette: dict, by_hue: bool = True) -> tuple[str, float]:
+def nearest_color(rgb, palette: dict, by_hue: bool = True, hued: bool = False) -> tuple[str, float]:
     """The palette's colour nearest to rgb, and their OKLab distance. by_hue: a chromatic colour is read among
     the chromatic ones with lightness counting half (navy is a dark blue, not black), any other among white, gray
-    and black."""
+    and black. hued: the colour is chromatic whatever its chroma (its name says a hue)."""
     lab = _lab(rgb)
     names = list(palette)
     labs = _lab(np.array(list(palette.values())))
     chroma = np.hypot(labs[:, 1], labs[:, 2])
-    chromatic = bool(np.hypot(lab[1], lab[2]) >= CHROMATIC) and by_hue
+    chromatic = bool(hued or np.hypot(lab[1], lab[2]) >= CHROMATIC) and by_hue
     keep = (chroma >= CHROMATIC) == chromatic if by_hue else np.ones(len(names), bool)
     weights = np.array([0.5, 1, 1]) if chromatic else np.array([1, 1, 1])
     distance = np.linalg.norm((labs - lab) * weights, axis=1)
@@ -169,12 +174,19 @@ def nearest_color(rgb, palette: dict, by_hue: bool = True) -> tuple[str, float]:
 
 
 def color_reading(words: str, palette: dict = COLORS, kind: str = "color") -> Reading | None:
+    """A colour name read as the palette's colour. A name that ends in a world colour ("light blue", "navy blue")
+    names that hue, shaded: an object's colour is the world's word; a background is read among the hued ones when
+    the world's word has a hue ("pale blue": the survey's near-white (208, 254, 254), but its name says blue)."""
     if words in palette:
         return Reading(words, kind, words, 1.0, "world")
+    *shade, hue = words.split()
+    if shade and hue in COLORS and palette is COLORS:
+        return Reading(words, kind, hue, 1.0, "world")
     rgb = _survey().get(words) or _survey().get(words.replace(" ", ""))
     if rgb is None:
         return None
-    name, distance = nearest_color(rgb, palette)
+    hued = bool(shade) and hue in COLORS and _chroma(COLORS[hue]) >= CHROMATIC
+    name, distance = nearest_color(rgb, palette, hued=hued)
     if distance > COLOR_DISTANCE:
         return None
     return Reading(words, kind, name, round(1 - distance / (2 * COLOR_DISTANCE), 2), "colour survey")
@@ -230,7 +242,10 @@ class Grounder:
         if colour:
             return (colour,)
         shape = dictionary_shape(word)
-        return (shape,) if shape else self._encoded(word)
+        if shape:
+            return (shape,)
+        count = lexicon.wordnet_count(word, NUMBERS)
+        return (Reading(word, "count", count, 1.0, "WordNet"),) if count else self._encoded(word)
 
     def _encoded(self, word: str) -> tuple[Reading, ...]:
         """A shape when "a W shape" is near a shape of the world's and not much further than from "a shape" itself

