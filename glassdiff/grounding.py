@@ -9,8 +9,9 @@ Each word is read by the first of these sources that reads it, and only above a 
 - the world's own words (and plurals, numerals), exactly;
 - for colours, a colour survey: matplotlib's XKCD and CSS colour names give a word an sRGB value, read as the
   nearest of the world's colours in OKLab (MiniLM places "crimson" nearer purple than red; a survey does not);
-- for shapes and directions, two dictionaries (glassdiff.lexicon): WordNet ("rhombus" is a diamond; "higher" is
-  the antonym of "low") and Unicode's glyph names, drawn and compared with the world's outlines ("plus sign");
+- for shapes, counts and directions, two dictionaries (glassdiff.lexicon): WordNet ("rhombus" is a diamond, "a
+  couple" a kind of two, "higher" the antonym of "low") and Unicode's glyph names, drawn and compared with the
+  world's outlines ("plus sign");
 - for everything else, the text encoder (MiniLM): cosine similarity between the word's embedding and the world's
   words, in a short context ("a tile shape" against "a square shape").
 A size compound ("mid-sized", "moderately sized") reads its first word as the nearest size, by a margin.
@@ -480,6 +481,16 @@ def _dictionary_shape(form: str) -> Reading | None:
         return Reading(form, "shape", shape, 1.0, "WordNet")
     drawn = lexicon.glyph_shape(form, tuple(SHAPES))
     return Reading(form, "shape", drawn[0], drawn[1], "Unicode glyph") if drawn else None
+
+
+def glyph_of(words: str) -> str | None:
+    """The Unicode character a shape word was read through ("plus signs": "+"), or None."""
+    *before, last = words.split()
+    for form in (words, " ".join([*before, singular(last)])):
+        match = lexicon.glyph_match(form, tuple(SHAPES))
+        if match:
+            return match[0]
+    return None
 
 
 def _plural(word: str, shape: str) -> bool:

@@ -207,9 +207,16 @@ def _outlines(shapes: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-@functools.cache
 def glyph_shape(phrase: str, shapes: tuple[str, ...]) -> tuple[str, float] | None:
     """The world shape a glyph of that name looks like, and their overlap, or None."""
+    match = glyph_match(phrase, shapes)
+    return match and match[1:]
+
+
+@functools.cache
+def glyph_match(phrase: str, shapes: tuple[str, ...]) -> tuple[str, str, float] | None:
+    """The glyph compared (the first of that name the font draws as a figure), the world shape it looks like and
+    their overlap, or None."""
     for char in glyph_names(phrase):
         mask = _glyph_mask(char)
         if mask is None:
@@ -219,6 +226,6 @@ def glyph_shape(phrase: str, shapes: tuple[str, ...]) -> tuple[str, float] | Non
                    for shape, ref in _outlines(shapes).items()}
         best, second = sorted(overlap.values(), reverse=True)[:2]
         if best >= GLYPH_OVERLAP and best - second >= GLYPH_MARGIN:
-            return max(overlap, key=overlap.get), round(best, 2)
+            return char, max(overlap, key=overlap.get), round(best, 2)
         return None
     return None

@@ -219,3 +219,13 @@ def test_the_paraphrase_file_is_what_the_module_builds():
     assert all(spec["prompt"] != spec["canonical"] for spec in built)
     assert {spec["tag"] for spec in built} == {"single_object", "two_object", "counting", "colors", "position",
                                                "color_attr"}
+
+
+def test_the_explainer_shows_each_reading_its_source_and_the_glyph_compared(grounder):
+    from glassdiff.explain.report import grounding_section
+
+    read = grounder.read("a rhomb beside 2 plus signs")
+    section = grounding_section(read, read.caption)
+    rows = re.findall(r"<tr class='(\w+)'><td><code>([^<]*)</code>.*?</tr>", section)
+    assert ("shape", "rhomb") in rows and ("shape", "plus signs") in rows
+    assert "WordNet" in section and "Unicode glyph <span class='glyph'>+</span> (PLUS SIGN)" in section

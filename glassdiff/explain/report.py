@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import unicodedata
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from PIL import Image
 from .. import __version__
 from ..config import MAX_GUIDANCE, BadInput, SamplingConfig
 from ..engine import NAMES
+from ..grounding import glyph_of
 from ..sampling import StepRecord
 from .pictures import (PALETTE, PANEL_SIDE, img_tag, diverging_strip, heatmap, layout_overlay, overlay, panel, png_uri,
                        project_to_rgb, svg_lines)
@@ -74,8 +76,12 @@ def grounding_section(grounding, read_as: str) -> str:
         value = f"nearest it knows: <b>{html.escape(str(r.value))}</b>" if r.kind == "unknown" else \
             html.escape(str(r.value)) if r.value is not None else ""
         bar = f'<span class="bar" style="width:{max(0.0, r.score) * 80:.0f}px"></span> {r.score:.2f}'
+        source = r.source
+        if source == "Unicode glyph":  # the character whose drawing was compared with the world's outlines
+            char = glyph_of(r.words)
+            source += f" <span class='glyph'>{html.escape(char)}</span> ({unicodedata.name(char)})"
         rows.append(f"<tr class='{r.kind}'><td><code>{html.escape(r.words)}</code></td><td>{KIND_WORDS[r.kind]}</td>"
-                    f"<td>{value}</td><td>{bar}</td><td>{r.source}</td></tr>")
+                    f"<td>{value}</td><td>{bar}</td><td>{source}</td></tr>")
     if read_as != grounding.prompt:
         drawn = f"The model read the world's own wording: <b>“{html.escape(read_as)}”</b> (<code>--layout 0</code> " \
                 f"draws your words as written)."
@@ -323,7 +329,8 @@ table.tokens td{padding:1px 8px} .slider{margin:.8em 0} #step{width:420px;vertic
 .regions{list-style:none;padding-left:1em} .regions li{margin:.4em 0}
 button.word{font:inherit;margin:2px;padding:2px 8px;border:1px solid #9ab;border-radius:4px;background:#fff}
 button.word.picked{background:#35507a;color:#fff}
-.grounding .bar{display:inline-block;height:0.8em;background:#4a7bd0}.grounding tr.unknown{color:#b03030}
+.grounding .bar{display:inline-block;height:0.8em;background:#4a7bd0}.grounding .glyph{font-size:1.4em}
+.grounding tr.unknown{color:#b03030}
 .grounding tr.carrier,.grounding tr.loose,.grounding tr.joining{color:#777}
 .forward figure{max-width:112px;font-size:11px} .forward figure.start img{outline:3px solid #c0392b}
 .swatch{display:inline-block;width:1.3em;text-align:center;color:white;font-weight:bold;border-radius:3px}
