@@ -44,10 +44,12 @@ COUNT_SIMILARITY = 0.50
 CARRIER_SIMILARITY = 0.50
 COLOR_DISTANCE = 30.0  # OKLab distance (x100) from a surveyed colour to the nearest of the world's colours, at most
 CHROMATIC = 5.0  # OKLab chroma (x100) from which a colour has a hue
+LIGHTNESS_CHROMA_WEIGHT = 0.3  # how much differences in lightness and chroma count against one in hue
 
 ARTICLES = {"a": 1, "an": 1, "one": 1, "single": 1}
-FUNCTION_WORDS = frozenset("a an the of is are be it its that this there here which some each just very and , "
-                           "to in on at with against than as".split())
+BACK_REFERENCES = frozenset({"it", "its", "them", "their"})  # "to its right", "above them": the object named before
+FUNCTION_WORDS = frozenset("a an the of is are be it its them their that this there here which some each just very "
+                           "and , to in on at with against than as".split())
 JOINING = ("and", "with", "next to", "beside")
 # direction words: the world's own, and the few everyday ones an embedding cannot tell from their antonyms
 DIRECTIONS = {"left": "left", "right": "right", "top": "top", "bottom": "bottom", "center": "center",
@@ -158,17 +160,22 @@ def _survey() -> dict[str, tuple[float, float, float]]:
 
 
 def nearest_color(rgb, palette: dict, by_hue: bool = True, hued: bool = False) -> tuple[str, float]:
-    """The palette's colour nearest to rgb, and their OKLab distance. by_hue: a chromatic colour is read among
-    the chromatic ones with lightness counting half (navy is a dark blue, not black), any other among white, gray
-    and black. hued: the colour is chromatic whatever its chroma (its name says a hue)."""
+    """The palette's colour nearest to rgb, and their OKLab distance (x100, unweighted).
+    by_hue: a chromatic colour is read among the chromatic ones by hue first, differences in lightness and chroma
+    counting LIGHTNESS_CHROMA_WEIGHT of one in hue (the world's colours are saturated: maroon is a dark red, not
+    brown; lavender a pale purple, not pink), any other among white, gray and black.
+    hued: the colour is chromatic whatever its chroma (its name says a hue)."""
     lab = _lab(rgb)
     names = list(palette)
     labs = _lab(np.array(list(palette.values())))
     chroma = np.hypot(labs[:, 1], labs[:, 2])
     chromatic = bool(hued or np.hypot(lab[1], lab[2]) >= CHROMATIC) and by_hue
     keep = (chroma >= CHROMATIC) == chromatic if by_hue else np.ones(len(names), bool)
-    weights = np.array([0.5, 1, 1]) if chromatic else np.array([1, 1, 1])
-    distance = np.linalg.norm((labs - lab) * weights, axis=1)
+    distance = np.linalg.norm(labs - lab, axis=1)
+    if chromatic:
+        d_lightness, d_chroma = labs[:, 0] - lab[0], chroma - np.hypot(lab[1], lab[2])
+        d_hue_squared = np.maximum(distance ** 2 - d_lightness ** 2 - d_chroma ** 2, 0)
+        distance = np.sqrt(LIGHTNESS_CHROMA_WEIGHT ** 2 * (d_lightness ** 2 + d_chroma ** 2) + d_hue_squared)
     distance[~keep] = np.inf
     best = int(distance.argmin())
     return names[best], float(np.linalg.norm(labs[best] - lab))
@@ -406,7 +413,9 @@ class Grounder:
         others = [w for w in content if not self.direction(w) and w not in POSITION_FILLERS and w not in unread]
         # "a raccoon left of a star": before a lone object, an unread word may be the object the phrase is about
         if directions and not others and not (role == "before" and objects < 2 and unread):
-            if role == "between" or (role == "before" and objects == 2):
+            # "a star with a heart to its left": after both objects, a phrase that refers back relates them
+            refers_back = role == "after" and objects == 2 and set(words) & BACK_REFERENCES
+            if role == "between" or (role == "before" and objects == 2) or refers_back:
                 value = RELATION_OF.get(directions[0]) if len(set(directions)) == 1 else None
                 if value:
                     return [Reading(text, "relation", value, score, source), *map(self._loose, unread)]
@@ -453,13 +462,13 @@ def _world_direction(word: str) -> Reading | None:
 def _merge_names(tokens: list[str]) -> list[str]:
     """Two words that name one thing together as one word: a colour in the colour survey ("navy blue", "light
     gray"), a size ("W size", "W sized"), a shape in a dictionary ("plus sign", "plus signs"); never two words of
-    the world's ("black star")."""
+    the world's ("black star") or a direction ("ring above")."""
     out = []
     for token in tokens:
         pair = f"{out[-1]} {token}" if out else ""
         if out and (pair in _survey() and out[-1] not in COLORS
                     or token.rstrip("d") == SIZE_NOUN and out[-1] not in FUNCTION_WORDS
-                    or not {out[-1], singular(token)} & WORLD_WORDS and dictionary_shape(pair)):
+                    or not {out[-1], singular(token)} & (WORLD_WORDS | set(DIRECTIONS)) and dictionary_shape(pair)):
             out[-1] = pair
         else:
             out.append(token)
@@ -540,13 +549,14 @@ def _cell(directions: list[str]) -> str | None:
 
 def _apply(reading: Reading, role: str, spec: dict):
     """Put a phrase's reading into the spec. A relation before both objects ("to the right of a square, a heart")
-    relates the second to the first; the spec lists A, B for "A relation B"."""
+    relates the second to the first, as does one that refers back ("to its right", "above them"); the spec lists A,
+    B for "A relation B"."""
     objects = spec["objects"]
     if reading.kind == "background":
         spec["background"] = reading.value
     elif reading.kind == "relation":
         spec["relation"] = reading.value
-        if role == "before":
+        if role == "before" or set(reading.words.split()) & BACK_REFERENCES:  # "a circle, and to its right a square"
             objects.reverse()
     elif reading.kind == "cell" and objects:
         objects[-1 if role == "after" else 0]["cell"] = reading.value

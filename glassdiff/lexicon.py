@@ -27,6 +27,7 @@ import numpy as np
 
 SHAPE_SYNSET = "00027807"  # WordNet 3.0's noun "shape, form: the spatial arrangement of something"
 GLYPH_STYLES = ("BLACK ", "HEAVY ", "", "WHITE ")  # how Unicode names the filled and the outlined forms
+GLYPH_CATEGORIES = ("So", "Sm", "Po")  # symbols, maths symbols ("+"), punctuation ("•")
 GLYPH_OVERLAP = 0.85  # intersection over union with the nearest world outline, at least
 GLYPH_MARGIN = 0.05  # and ahead of the second nearest by this much
 GLYPH_SPAN = 24  # pixels of 96 (the font size) a figure's glyph spans at least: a bullet, not a full stop
@@ -138,13 +139,16 @@ def wordnet_count(word: str, numbers: dict[int, str]) -> int | None:
 # ---------- Unicode glyphs ----------
 
 def glyph_names(phrase: str) -> list[str]:
-    """The characters whose Unicode name is the phrase, in its filled form first."""
+    """The symbols whose Unicode name is the phrase, in its filled form first (not a letter, a digit, an accent or
+    a combining mark: "RING ABOVE" is an accent)."""
     found = []
     for style in GLYPH_STYLES:
         try:
-            found.append(unicodedata.lookup(style + phrase.upper()))
+            char = unicodedata.lookup(style + phrase.upper())
         except KeyError:
-            pass
+            continue
+        if unicodedata.category(char) in GLYPH_CATEGORIES:
+            found.append(char)
     return found
 
 

@@ -45,7 +45,7 @@ PARAPHRASES = [
     ("a cube further left than a heart", "a square left of a heart"),
     ("a pyramid underneath a sphere", "a triangle below a circle"),
     ("a crimson star on top of a mustard hexagon", "a red star above a yellow hexagon"),
-    ("a lilac heart to the right of a slate cross", "a pink heart right of a gray cross"),
+    ("a lilac heart to the right of a slate cross", "a purple heart right of a gray cross"),  # lilac: a pale purple
     ("underneath a disc, a tile", "a square below a circle"),
     ("on top of a cube, a ring", "a circle above a square"),
     ("a sphere and a cube against a beige background", "a circle and a square on a sand background"),
@@ -168,6 +168,16 @@ def test_dictionaries_read_rare_shape_words_and_directions(grounder):
     assert (relation.kind, relation.value, relation.source) == ("relation", "above", "WordNet")
 
 
+@pytest.mark.parametrize("said, canonical", [
+    ("a circle, and to its right a square", "a square right of a circle"),  # "its": the side of the circle
+    ("two circles and above them a star", "a star above two circles"),
+    ("a star with a heart to its left", "a heart left of a star"),
+    ("a ring above a square", "a circle above a square"),  # not Unicode's accent "RING ABOVE"
+])
+def test_a_relation_that_refers_back_relates_the_later_object(grounder, said, canonical):
+    assert grounder.read(said).caption == canonical
+
+
 def test_the_dictionaries_name_no_shape_for_what_the_world_cannot_draw():
     shapes = tuple(SHAPES)
     assert lexicon.glyph_shape("plus sign", shapes) == ("cross", lexicon.glyph_shape("plus sign", shapes)[1])
@@ -183,7 +193,9 @@ def test_the_dictionaries_name_no_shape_for_what_the_world_cannot_draw():
 
 def test_colour_names_are_read_by_the_colour_they_name():
     for word, colour in (("crimson", "red"), ("cobalt", "blue"), ("emerald", "green"), ("tangerine", "orange"),
-                         ("violet", "purple"), ("chestnut", "brown"), ("grey", "gray"), ("snow", "white")):
+                         ("violet", "purple"), ("chestnut", "brown"), ("grey", "gray"), ("snow", "white"),
+                         ("maroon", "red"), ("burgundy", "red"), ("lavender", "purple"), ("plum", "purple"),
+                         ("mint", "green")):  # by hue first: dark reds are not brown, pale purples not pink
         assert grounding.color_reading(word).value == colour, word
     assert grounding.color_reading("beige", BACKGROUNDS, "background").value == "sand"
     assert grounding.color_reading("raccoon") is None
