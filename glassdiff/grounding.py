@@ -63,6 +63,7 @@ CARRIERS = ("a picture of", "an image of", "a photo of", "draw", "please", "show
 BACKGROUND_WORDS = frozenset("background backdrop".split())
 SIZE_NOUN = "size"  # "W-sized" and "W size" name a size
 WORLD_WORDS = frozenset([*SHAPES, *COLORS, *SIZES, *NUMBERS.values(), *BACKGROUNDS])
+KNOWN_WORDS = WORLD_WORDS | BACKGROUND_WORDS | FUNCTION_WORDS | POSITION_FILLERS | set(DIRECTIONS)  # no dictionary
 DICTIONARIES = ("world", "WordNet", "Unicode glyph")  # sources sure enough that a shape word names an object alone
 
 
@@ -249,6 +250,8 @@ class Grounder:
         colour = color_reading(word)
         if colour:
             return (colour,)
+        if word in KNOWN_WORDS:  # "sky", "left": no dictionary needed
+            return self._encoded(word)
         shape = dictionary_shape(word)
         if shape:
             return (shape,)
@@ -296,7 +299,9 @@ class Grounder:
     def direction_reading(self, word: str) -> Reading | None:
         """A direction word of the world's; else one WordNet relates to directions; else the text encoder's
         reading (which places "higher" nearer "lower" than "above": WordNet goes first)."""
-        return _world_direction(word) or self._dictionary_direction(word) or self._encoded_direction(word)
+        if word in KNOWN_WORDS:
+            return _world_direction(word) or self._encoded_direction(word)
+        return self._dictionary_direction(word) or self._encoded_direction(word)
 
     def _dictionary_direction(self, word: str) -> Reading | None:
         """By WordNet: the one direction that the word's synonyms read as, and its antonyms read opposite to
@@ -461,14 +466,14 @@ def _world_direction(word: str) -> Reading | None:
 
 def _merge_names(tokens: list[str]) -> list[str]:
     """Two words that name one thing together as one word: a colour in the colour survey ("navy blue", "light
-    gray"), a size ("W size", "W sized"), a shape in a dictionary ("plus sign", "plus signs"); never two words of
-    the world's ("black star") or a direction ("ring above")."""
+    gray"), a size ("W size", "W sized"), a shape in a dictionary ("plus sign", "plus signs"); never with a word
+    of the world's ("black star"), a direction ("ring above") or a function word."""
     out = []
     for token in tokens:
         pair = f"{out[-1]} {token}" if out else ""
         if out and (pair in _survey() and out[-1] not in COLORS
                     or token.rstrip("d") == SIZE_NOUN and out[-1] not in FUNCTION_WORDS
-                    or not {out[-1], singular(token)} & (WORLD_WORDS | set(DIRECTIONS)) and dictionary_shape(pair)):
+                    or not {out[-1], singular(token)} & KNOWN_WORDS and dictionary_shape(pair)):
             out[-1] = pair
         else:
             out.append(token)
