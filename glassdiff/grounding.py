@@ -92,11 +92,11 @@ class Grounding:
         return None if self.spec is None else caption(to_include(self.spec))
 
     def summary(self) -> str:
-        """The world's wording and the readings that led to it: "'a blue circle below a square' (cobalt: blue
-        0.78, orb: circle 0.65, ...)"."""
-        read = [f"{r.words}: {r.value} {r.score:.2f}" for r in self.readings
-                if r.kind in ("shape", "color", "size", "count", "relation", "cell", "background")
-                and str(r.value) != r.words]
+        """The world's wording and the readings that led to it: "'a blue diamond below a square' (cobalt: blue
+        0.78, rhombus: diamond 1.00 by WordNet, ...)"."""
+        drawn = ("shape", "color", "size", "count", "relation", "cell", "background")
+        read = [f"{r.words}: {r.value} {r.score:.2f}" + (f" by {r.source}" if r.source in DICTIONARIES[1:] else "")
+                for r in self.readings if r.kind in drawn and str(r.value) != r.words]
         ignored = [r.words for r in self.readings if r.kind in ("carrier", "loose")]
         detail = ", ".join(read + [f"{words}: not drawn" for words in ignored])
         return f"{self.caption!r}" + (f" ({detail})" if detail else "")

@@ -164,6 +164,7 @@ def test_dictionaries_read_rare_shape_words_and_directions(grounder):
     assert not wrong, wrong
     sources = {r.words: r.source for r in grounder.read("a rhomb beside a bullet").readings}
     assert sources["rhomb"] == "WordNet" and sources["bullet"] == "Unicode glyph"
+    assert "rhomb: diamond 1.00 by WordNet" in grounder.read("a rhomb beside a bullet").summary()
     relation = {r.words: r for r in grounder.read("a star higher than a circle").readings}["higher than"]
     assert (relation.kind, relation.value, relation.source) == ("relation", "above", "WordNet")
 
