@@ -483,9 +483,14 @@ def _merge_names(tokens: list[str]) -> list[str]:
 def dictionary_shape(words: str) -> Reading | None:
     """A shape word the dictionaries know (glassdiff.lexicon): a noun WordNet files under a world shape, or the
     name of a Unicode glyph drawn like one; plurals by their singular."""
-    *before, last = words.split()
-    found = _dictionary_shape(words) or _dictionary_shape(" ".join([*before, singular(last)]))
+    found = next(filter(None, map(_dictionary_shape, _forms(words))), None)
     return dataclasses.replace(found, words=words) if found else None
+
+
+def _forms(words: str) -> tuple[str, ...]:
+    """The words as written, then with the last one singular ("plus signs": "plus sign")."""
+    *before, last = words.split()
+    return tuple(dict.fromkeys([words, " ".join([*before, singular(last)])]))
 
 
 @functools.cache
@@ -499,12 +504,8 @@ def _dictionary_shape(form: str) -> Reading | None:
 
 def glyph_of(words: str) -> str | None:
     """The Unicode character a shape word was read through ("plus signs": "+"), or None."""
-    *before, last = words.split()
-    for form in (words, " ".join([*before, singular(last)])):
-        match = lexicon.glyph_match(form, tuple(SHAPES))
-        if match:
-            return match[0]
-    return None
+    match = next(filter(None, (lexicon.glyph_match(form, tuple(SHAPES)) for form in _forms(words))), None)
+    return match and match[0]
 
 
 def _plural(word: str, shape: str) -> bool:
