@@ -522,7 +522,10 @@ def _segments(tokens, taken, heads) -> list[tuple[str, list[int]]]:
     free = [i for i in range(len(tokens)) if i not in taken]
     runs, current = [], []
     for i in free:
-        if current and (i != current[-1] + 1 or tokens[i] in (",", "and", "on", "in", "at", "against", "with", "to")):
+        # "to" and "with" start a phrase, unless they end one ("next to", "together with")
+        ends_phrase = tokens[i] in ("to", "with") and current and tokens[current[-1]] not in KNOWN_WORDS
+        if current and (i != current[-1] + 1 or tokens[i] in (",", "and", "on", "in", "at", "against", "with", "to")
+                        and not ends_phrase):
             runs.append(current)
             current = []
         current.append(i)

@@ -179,6 +179,12 @@ def test_a_relation_that_refers_back_relates_the_later_object(grounder, said, ca
     assert grounder.read(said).caption == canonical
 
 
+@pytest.mark.parametrize("said", ["a star close to a heart", "a star together with a heart"])
+def test_a_two_word_joining_phrase_is_read_whole(grounder, said):
+    read = grounder.read(said)
+    assert read.caption == "a star and a heart" and not read.unknown
+
+
 def test_the_dictionaries_name_no_shape_for_what_the_world_cannot_draw():
     shapes = tuple(SHAPES)
     assert lexicon.glyph_shape("plus sign", shapes) == ("cross", lexicon.glyph_shape("plus sign", shapes)[1])
