@@ -135,6 +135,14 @@ class Worker:
         self.model_name, self.pipe = name, pipe
         return pipe
 
+    def student(self, name: str):
+        """A distilled student among the server's models, for the explainer (loaded for the request, on PyTorch)."""
+        from .explain.cli import load_student
+
+        if name not in self.names():
+            raise BadInput(f"student: unknown model {name!r}; GET /sdapi/v1/sd-models lists them")
+        return load_student(name, self.models_dir)
+
     # ---------- generation ----------
 
     def generate(self, prompt: str, cfg: SamplingConfig, model: str | None, job: Job, on_step=None,
@@ -317,6 +325,12 @@ class Generate(BaseModel):
     init_image: str | None = Field(None, max_length=MAX_BODY)  # base64 or a data: URL: start from this picture
     strength: float = Field(0.6, ge=0, le=1)
     mask: str | None = Field(None, max_length=MAX_BODY)  # white = redraw
+
+
+class Explain(Generate):
+    """The explainer's fields: glassdiff's own, and a distilled student (a model's name) to show beside the run."""
+
+    student: str | None = Field(None, max_length=200)
 
 
 class Options(BaseModel):
@@ -629,8 +643,9 @@ def _own(app: FastAPI, worker: Worker):
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.post("/glassdiff/explain", response_class=HTMLResponse)
-    async def explain(body: Generate, request: Request):
-        """The explainer's report (the file `glassdiff explain` writes) for these parameters."""
+    async def explain(body: Explain, request: Request):
+        """The explainer's report (the file `glassdiff explain` writes) for these parameters; with `student`, the
+        teacher's steps beside the student's 1, 2 and 4 (`glassdiff explain --student`)."""
         from .explain.report import build_report
 
         picture = await asyncio.to_thread(page_picture, body)
@@ -641,8 +656,9 @@ def _own(app: FastAPI, worker: Worker):
             pipe = worker.use(body.model)
             # a report runs the prompt, a guidance sweep and maybe a second prompt: about three generations
             worker.check_cost(pipe, dataclasses.replace(cfg, steps=min(MAX_STEPS, 3 * cfg.steps)), job)
+            student = worker.student(body.student) if body.student else None
             return build_report(pipe, body.prompt, cfg, compare=body.compare or None,
-                                picture=picture.inputs if picture else None)[0]
+                                picture=picture.inputs if picture else None, student=student)[0]
         return HTMLResponse(await run_job(request, worker, job, work))
 
     @app.get("/glassdiff/history")

@@ -60,10 +60,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny model, and a student distilled from it in one step ("tiny-fast")."""
     import shutil
+
+    from glassdiff.train.distill import DistillTrainConfig, train_distill
 
     folder = tmp_path_factory.mktemp("models")
     shutil.copytree(tiny_model_dir, folder / "tiny")
+    run = tmp_path_factory.mktemp("distill")
+    train_distill(DistillTrainConfig(out=str(run), teacher=tiny_model_dir, steps=1, batch=4, captions=12,
+                                     scenes_per_caption=1, checkpoint_every=2, sample_every=10_000, seed=1))
+    shutil.copytree(run / "model", folder / "tiny-fast")
     return folder
 
 
@@ -104,7 +111,7 @@ def test_webuiapi_lists_samplers_and_models_and_switches_the_model(server):
     api = webuiapi.WebUIApi(host="127.0.0.1", port=server.port)
     names = {s["name"] for s in api.get_samplers()}
     assert {"Euler a", "DPM++ 2M", "DDIM", "UniPC", "LMS", "Euler"} <= names
-    assert set(api.util_get_model_names()) == {"default", "tiny"}
+    assert set(api.util_get_model_names()) == {"default", "tiny", "tiny-fast"}
     api.util_set_model("tiny")
     assert api.util_get_current_model() == "tiny"
     tiny = api.txt2img(prompt="a star", seed=1, steps=2, width=16, height=16, sampler_name="Euler")
@@ -283,6 +290,19 @@ def test_a_client_leaving_mid_stream_frees_the_worker_within_a_step(server):
 def test_explain_returns_the_report(server):
     response = httpx.post(server.url + "/glassdiff/explain", json={"prompt": "a red star", "steps": 4}, timeout=120)
     assert response.status_code == 200 and 'id="words"' in response.text and "button" in response.text
+
+
+def test_explain_sets_a_distilled_student_beside_the_run(server):
+    asked = {"prompt": "a red star", "steps": 4}
+    response = httpx.post(server.url + "/glassdiff/explain", json={**asked, "student": "tiny-fast"}, timeout=300)
+    assert response.status_code == 200
+    section = response.text[response.text.index('<section id="student">'):]
+    assert section.count("<img") == 4 and "the student, 4 steps (lcm, one UNet pass each)" in section
+    for student, said in (("tiny", "not a distilled student"), ("/etc", "unknown model")):
+        refused = httpx.post(server.url + "/glassdiff/explain", json={**asked, "student": student}, timeout=60)
+        assert refused.status_code == 422 and said in refused.json()["detail"]
+    refused = httpx.post(server.url + "/glassdiff/generate", json={**asked, "student": "tiny-fast"}, timeout=60)
+    assert refused.status_code == 422  # a student belongs to the explainer
 
 
 def test_docs_and_schema_work_offline(server):

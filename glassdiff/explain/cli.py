@@ -33,7 +33,7 @@ def load_student(name: str, models: str | None):
 
     path = resolve(name, models)
     if model_sampling(path).get("sampler") != "lcm":
-        raise BadInput(f"--student {name}: not a distilled student (its folder does not ask for the lcm sampler); "
+        raise BadInput(f"student {name!r}: not a distilled student (its folder does not ask for the lcm sampler); "
                        f"give a folder written by glassdiff train distill")
     student = Pipeline.load(path)
     student.engine = "torch"
