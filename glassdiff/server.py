@@ -583,8 +583,12 @@ def _own(app: FastAPI, worker: Worker):
     async def models():
         from .models import list_models
 
-        entries = await asyncio.to_thread(list_models, worker.models_dir)
-        return [{k: v for k, v in dataclasses.asdict(e).items() if k != "path"} for e in entries]
+        def listed():  # each model's facts, and the sampling its folder asks for (a student's: lcm)
+            from .folders import model_sampling
+
+            return [{**{k: v for k, v in dataclasses.asdict(e).items() if k != "path"},
+                     "sampling": model_sampling(e.path)} for e in list_models(worker.models_dir)]
+        return await asyncio.to_thread(listed)
 
     @app.get("/glassdiff/config")
     async def config():

@@ -383,11 +383,18 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         frame.locator("button.word").nth(2).hover()
         assert focus.get_attribute("src") != before
         page.screenshot(path=str(tmp_path / "explained.png"), full_page=True)
+        assert page.locator("#student option").all_inner_texts() == ["none", "tiny-fast"]  # students only
+        page.select_option("#student", "tiny-fast")
+        page.click("#explain")
+        page.wait_for_function("document.getElementById('explainer').srcdoc.includes('id=\"student\"')",
+                               timeout=120000)
+        assert frame.locator("#student img").count() == 4
+        page.screenshot(path=str(tmp_path / "explained-student.png"), full_page=True)
         page.locator("#history img").first.click()
         assert page.input_value("#steps") == "8"
         browser.close()
     os.makedirs("out", exist_ok=True)
-    for name in ("page.png", "explained.png"):
+    for name in ("page.png", "explained.png", "explained-student.png"):
         os.replace(tmp_path / name, os.path.join("out", "server-" + name))
 
 
