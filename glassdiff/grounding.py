@@ -62,7 +62,8 @@ CARRIERS = ("a picture of", "an image of", "a photo of", "draw", "please", "show
             "painting")
 BACKGROUND_WORDS = frozenset("background backdrop".split())
 SIZE_NOUN = "size"  # "W-sized" and "W size" name a size
-WORLD_WORDS = frozenset([*SHAPES, *COLORS, *SIZES, *NUMBERS.values(), *BACKGROUNDS])
+WORLD_VOCABULARY = tuple(dict.fromkeys([*SHAPES, *COLORS, *SIZES, *NUMBERS.values(), *BACKGROUNDS]))
+WORLD_WORDS = frozenset(WORLD_VOCABULARY)
 KNOWN_WORDS = WORLD_WORDS | BACKGROUND_WORDS | FUNCTION_WORDS | POSITION_FILLERS | set(DIRECTIONS)  # no dictionary
 DICTIONARIES = ("world", "WordNet", "Unicode glyph")  # sources sure enough that a shape word names an object alone
 
@@ -221,7 +222,7 @@ class Grounder:
         self.sizes = encoder.word_vectors(list(SIZES))
         self.counts = encoder.word_vectors(list(NUMBERS.values()))
         self.carriers = encoder.word_vectors(list(CARRIERS))
-        self.known = list(dict.fromkeys([*SHAPES, *COLORS, *SIZES, *NUMBERS.values(), *BACKGROUNDS]))
+        self.known = list(WORLD_VOCABULARY)
         self.known_vectors = encoder.word_vectors(self.known)
 
     def word(self, word: str) -> Reading | None:
