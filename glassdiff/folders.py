@@ -70,7 +70,7 @@ def read_training(folder: str) -> dict:
     return record
 
 
-SAMPLING_KEYS = ("sampler", "steps", "guidance")
+SAMPLING_KEYS = ("sampler", "steps", "guidance", "layout")
 
 
 def model_sampling(path: str) -> dict:

@@ -20,6 +20,7 @@ cell, or one object with its colour, are drawn as they are worded.
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 
 import torch
@@ -85,11 +86,16 @@ def read_as_of(prompt: str, grounding) -> str:
     return grounding.caption
 
 
-def plan(prompt: str) -> list[Region] | None:
-    """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is."""
+def plan(prompt: str, background: str | None = None) -> list[Region] | None:
+    """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is.
+
+    background: the one every region names where the prompt names none. Regions drawn from the first step have no
+    whole-prompt step to settle a shared one, and canvases left to choose chose different ones (seeded_background).
+    """
     spec = parse(prompt)
     if spec is None:
         return None
+    spec["background"] = spec["background"] or background
     if len(spec["objects"]) == 1:
         entry = spec["objects"][0]
         if entry["count"] == 1 and "color" in entry:
@@ -99,6 +105,12 @@ def plan(prompt: str) -> list[Region] | None:
         placed = [(entry, box) for entry, half in zip(spec["objects"], _HALVES[spec["relation"]])
                   for box in _split(_BOXES[half], entry["count"])]
     return [Region(_one_object(entry, box, spec["background"]), box) for entry, box in placed]
+
+
+def seeded_background(seed: int) -> str:
+    """The background an image's regions share when they are drawn from the first step and the prompt names none:
+    the seed's pick among the world's backgrounds, as a prompt naming none may have any."""
+    return random.Random(seed).choice(list(BACKGROUNDS))
 
 
 def _one_object(entry: dict, box, background: str | None) -> str:

@@ -113,18 +113,19 @@ def add_sampling_args(p: argparse.ArgumentParser):
     p.add_argument("--sampler", help=f"{', '.join(SAMPLERS)}, or A1111's names such as 'Euler a' "
                                      f"(default {default.sampler})")
     p.add_argument("--negative", help="negative prompt (the unconditional side of guidance)")
-    add_layout_arg(p, default=None)
+    add_layout_arg(p)
     add_model_args(p)
     p.add_argument("--width", type=int, default=None, help="pixels, a multiple of the autoencoder's factor")
     p.add_argument("--height", type=int, default=None)
 
 
-def add_layout_arg(p: argparse.ArgumentParser, default: float | None = SamplingConfig().layout):
-    p.add_argument("--layout", type=float, default=default,
+def add_layout_arg(p: argparse.ArgumentParser):
+    p.add_argument("--layout", type=float, default=None,
                    help="share of the steps that draw each object of a two-object prompt, or each copy of a "
                         "counted one, in a part of the canvas of its own (\"a star left of a heart\": the star's "
                         "prompt on the left half; \"three stars\": one star per part; \"a star\": a medium star in "
-                        f"the centre of the whole canvas); 0 turns it off (default {SamplingConfig().layout})")
+                        f"the centre of the whole canvas); 1: every step, on one background; 0 turns it off (default "
+                        f"{SamplingConfig().layout}, or what the model folder asks for: a distilled student's 1)")
 
 
 def given_sampling(args) -> dict:

@@ -21,7 +21,8 @@ def test_a_stopped_and_resumed_distillation_ends_where_an_uninterrupted_one_ends
     assert resumed["weights_digest"] == whole["weights_digest"]
     with open(tmp_path / "whole" / "model" / "training.json") as f:
         record = json.load(f)
-    assert record["distill_steps"] == 4 and record["sampling"] == {"sampler": "lcm", "steps": 4, "guidance": 1.0}
+    assert record["distill_steps"] == 4 and record["sampling"] == {"sampler": "lcm", "steps": 4, "guidance": 1.0,
+                                                                       "layout": 1.0}
     from glassdiff.pipeline import Pipeline
 
     assert record["distilled_from"] == Pipeline.load(tiny_model_dir).model_hash  # the teacher's, not the student's
@@ -110,5 +111,5 @@ def test_eval_scores_a_student_with_its_own_sampling(tiny_model_dir, tmp_path, m
     assert main([*common, "--json", str(tmp_path / "own.json")]) == 0
     assert main([*common, "--steps", "2", "--json", str(tmp_path / "two.json")]) == 0
     own, two = (json.loads((tmp_path / name).read_text())["sampling"] for name in ("own.json", "two.json"))
-    assert (own["sampler"], own["steps"], own["guidance"]) == ("lcm", 4, 1.0)
+    assert (own["sampler"], own["steps"], own["guidance"], own["layout"]) == ("lcm", 4, 1.0, 1.0)
     assert (two["sampler"], two["steps"]) == ("lcm", 2)

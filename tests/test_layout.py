@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from glassdiff.config import scheduler_preset
-from glassdiff.layout import masks, plan
+from glassdiff.layout import masks, plan, seeded_background
 from glassdiff.sampling import Regions, TrajectoryRecorder, initial_noise, sample
 from glassdiff.schedulers import SCHEDULERS, make_scheduler
-from glassdiff.world.vocab import RELATIONS, relation_holds
+from glassdiff.world.vocab import BACKGROUNDS, RELATIONS, relation_holds
 
 
 def centre(box):
@@ -119,6 +119,20 @@ def test_pipeline_plans_the_prompts_the_planner_reads_and_draws_the_others_as_th
     assert not torch.allclose(with_layout.latents[:2], without.latents[:2])
     torch.testing.assert_close(with_layout.latents[2:], without.latents[2:], atol=1e-5, rtol=1e-5)
     assert "Layout: 0.33," in with_layout.infotexts[0] and "Layout: 0.0," in without.infotexts[0]
+
+
+def test_layout_one_draws_every_step_in_regions_that_name_one_background(tiny_pipe):
+    prompt = "a star left of a heart"
+    result = tiny_pipe(prompt, seed=3, steps=3, layout=1.0, trace=True)
+    assert [r.regional for r in result.trace] == [True, True, True]
+    picked = seeded_background(3)
+    assert result.plans[0] == plan(prompt, picked)
+    assert all(r.prompt.endswith(f" on a {picked} background") for r in result.plans[0])
+    assert {seeded_background(seed) for seed in range(50)} == set(BACKGROUNDS)  # any one, as the prompt allows
+    named = tiny_pipe(f"{prompt} on a black background", seed=3, steps=3, layout=1.0).plans[0]
+    assert all(r.prompt.endswith(" on a black background") for r in named)  # the prompt's own wins
+    partly = tiny_pipe(prompt, seed=3, steps=3, layout=0.67, trace=True)  # a first step of the whole prompt
+    assert [r.regional for r in partly.trace] == [False, True, True] and partly.plans[0] == plan(prompt)
 
 
 def test_guidance_zero_runs_no_region_prompts(tiny_pipe):

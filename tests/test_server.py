@@ -393,9 +393,10 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         page.locator("#history img").first.click()
         assert page.input_value("#steps") == "8"
         page.select_option("#model", "tiny-fast")  # a student's folder asks for its own sampling
-        assert [page.input_value(f"#{k}") for k in ("sampler", "steps", "guidance")] == ["lcm", "4", "1"]
+        own = ("sampler", "steps", "guidance", "layout")
+        assert [page.input_value(f"#{k}") for k in own] == ["lcm", "4", "1", "1"]
         page.select_option("#model", "default")
-        assert [page.input_value(f"#{k}") for k in ("sampler", "steps", "guidance")] == ["dpmpp_2m", "15", "4"]
+        assert [page.input_value(f"#{k}") for k in own] == ["dpmpp_2m", "15", "4", "0.33"]
         browser.close()
     os.makedirs("out", exist_ok=True)
     for name in ("page.png", "explained.png", "explained-student.png"):

@@ -169,17 +169,23 @@ def layout_section(regions, records, final: np.ndarray) -> str:
         return ""
     steps = sum(r.regional for r in records)
     first = next(r.index for r in records if r.regional) + 1
-    before = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
+    last = first + steps - 1
+    if first == 1:
+        before = ("Every step is drawn region by region (<code>--layout 1</code>), so each region's prompt names one "
+                  "background, the prompt's or one its seed picked, and the canvases share it.")
+    else:
+        earlier = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
+        before = f"{earlier} drew the whole prompt, which settles the background."
+    after = (f"From step {last + 1} the whole prompt steers every pixel again." if last < len(records) else
+             "The pasted canvases are the image.")
     legend = "".join(f'<li><span class="swatch" style="background:{PALETTE[k % len(PALETTE)]}">{k + 1}</span> '
                      f"<code>{html.escape(region.prompt)}</code></li>" for k, region in enumerate(regions))
     picture = img_tag(png_uri(layout_overlay(final, [region.box for region in regions])), "planned regions", width=256)
     why, how = _plan_story(regions)
     return f"""
 <section id="layout"><h2>1b. The layout <small>(regional prompts, for {steps} of {len(records)} steps)</small></h2>
-<p>{why} {before} drew the whole prompt, which settles the
-background. Then, for steps {first}-{first + steps - 1}, where the layout is decided, {how}
-From step {first + steps} the whole prompt steers every pixel again.
-<code>--layout 0</code> turns this off.</p>
+<p>{why} {before} Then, for steps {first}-{last}, where the layout is decided, {how}
+{after} <code>--layout 0</code> turns this off.</p>
 <div class="panels"><figure>{picture}<figcaption>the regions over the final image</figcaption></figure>
 <ol class="regions">{legend}</ol></div></section>"""
 

@@ -29,7 +29,7 @@ from .denoiser import DenoiserTrainConfig, load_or_build_cache, trained_steps, w
 
 SIGMA_DATA = 0.5  # LCMScheduler's boundary condition
 TIMESTEP_SCALING = 10.0
-STUDENT_SAMPLING = {"sampler": "lcm", "steps": 4, "guidance": 1.0}
+STUDENT_SAMPLING = {"sampler": "lcm", "steps": 4, "guidance": 1.0, "layout": 1.0}  # regions on every step
 
 
 @dataclasses.dataclass(frozen=True)
