@@ -75,7 +75,7 @@ SAMPLING_KEYS = ("sampler", "steps", "guidance", "layout")
 
 def model_sampling(path: str) -> dict:
     """The sampling a model folder asks for in place of the defaults (a distilled student: {"sampler": "lcm",
-    "steps": 4, "guidance": 1.0}, from its training record); {} for any other model or a single file."""
+    "steps": 4, "guidance": 1.0, "layout": 1.0}, from its training record); {} for any other model or a single file."""
     if not os.path.isdir(path):
         return {}
     sampling = read_training(path).get("sampling", {})
