@@ -135,6 +135,15 @@ class Worker:
         self.model_name, self.pipe = name, pipe
         return pipe
 
+    def own_sampling(self, name: str | None) -> dict:
+        """The sampling the named model's folder asks for (the one in use where None); {} for an unknown name,
+        which use() refuses."""
+        from .folders import model_sampling
+        from .models import DEFAULT, resolve
+
+        name = name or self.model_name or DEFAULT
+        return model_sampling(resolve(name, self.models_dir)) if name in self.names() else {}
+
     def student(self, name: str):
         """A distilled student among the server's models, for the explainer (loaded for the request, on PyTorch)."""
         from .explain.cli import load_student
@@ -349,21 +358,34 @@ def _size(width: int | None, height: int | None, picture: Picture | None) -> dic
     return {"width": width, "height": height}
 
 
-def sampling(body: Generate, picture: Picture | None = None) -> SamplingConfig:
+def _own_or_sent(body: BaseModel, own: dict, fields: dict[str, tuple[str, ...]]) -> dict:
+    """The sampling fields (SamplingConfig's names) a request sent, else what the model's folder asks for (a
+    distilled student's), else the request's defaults. fields: each name and the body fields that carry it."""
+    chosen = {}
+    for name, carriers in fields.items():
+        sent = [getattr(body, f) for f in carriers if f in body.model_fields_set and getattr(body, f) is not None]
+        defaults = [getattr(body, f) for f in carriers if getattr(body, f) is not None]
+        chosen[name] = sent[0] if sent else own.get(name, defaults[0] if defaults else None)
+    return chosen
+
+
+def sampling(body: Generate, own: dict, picture: Picture | None = None) -> SamplingConfig:
     from .options import sampling_config
 
-    return sampling_config(dict(
-        steps=body.steps, guidance=body.guidance, sampler=body.sampler, seed=body.seed, negative=body.negative,
-        layout=body.layout, **_size(body.width, body.height, picture)))
+    fields = {"steps": ("steps",), "guidance": ("guidance",), "sampler": ("sampler",), "layout": ("layout",)}
+    return sampling_config(dict(**_own_or_sent(body, own, fields), seed=body.seed, negative=body.negative,
+                                **_size(body.width, body.height, picture)))
 
 
-def a1111_sampling(body: Txt2Img, picture: Picture | None = None) -> SamplingConfig:
+def a1111_sampling(body: Txt2Img, own: dict, picture: Picture | None = None) -> SamplingConfig:
     from .options import sampling_config
 
-    sampler = body.sampler_name or body.sampler_index or "DPM++ 2M"
-    return sampling_config(dict(
-        steps=body.steps, guidance=body.cfg_scale, sampler=sampler, seed=body.seed, negative=body.negative_prompt,
-        layout=body.layout, batch=body.batch_size, **_size(body.width, body.height, picture)))
+    fields = {"steps": ("steps",), "guidance": ("cfg_scale",), "sampler": ("sampler_name", "sampler_index"),
+              "layout": ("layout",)}
+    chosen = _own_or_sent(body, own, fields)
+    chosen["sampler"] = chosen["sampler"] or "DPM++ 2M"
+    return sampling_config(dict(**chosen, seed=body.seed, negative=body.negative_prompt, batch=body.batch_size,
+                                **_size(body.width, body.height, picture)))
 
 
 def page_picture(body: Generate) -> Picture | None:
@@ -477,7 +499,7 @@ def _sdapi(app: FastAPI, worker: Worker):
     async def a1111_job(body: Txt2Img, request: Request, picture: Picture | None, ignored: list[str],
                         extra_info: dict | None = None):
         """Run txt2img's or img2img's request: n_iter calls of batch_size images, and A1111's reply."""
-        cfg = a1111_sampling(body, picture)
+        cfg = a1111_sampling(body, worker.own_sampling(None), picture)
         job = Job(steps=steps_run(cfg.steps, picture) * body.n_iter)
 
         def work():
@@ -599,7 +621,7 @@ def _own(app: FastAPI, worker: Worker):
     async def generate(body: Generate, request: Request):
         """Server-sent events: one `step` per step (the image the model expects so far), then `done` or `error`."""
         picture = await asyncio.to_thread(page_picture, body)
-        cfg = sampling(body, picture)
+        cfg = sampling(body, worker.own_sampling(body.model), picture)
         worker.admit()
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
         job = Job(steps=steps_run(cfg.steps, picture))
@@ -653,7 +675,7 @@ def _own(app: FastAPI, worker: Worker):
         from .explain.report import build_report
 
         picture = await asyncio.to_thread(page_picture, body)
-        cfg = sampling(body, picture)
+        cfg = sampling(body, worker.own_sampling(body.model), picture)
         job = Job(steps=0)
 
         def work():

@@ -262,6 +262,21 @@ def test_the_stream_sends_every_step_then_the_image(server):
     assert history[0]["name"] == done["name"] and history[0]["params"]["seed"] == 2
 
 
+def test_a_request_that_leaves_out_sampling_gets_what_the_model_folder_asks_for(server):
+    own = stream_events(server, {"prompt": "a star left of a heart", "model": "tiny-fast"})[-1][1]["parameters"]
+    assert "Steps: 4, Sampler: lcm, CFG scale: 1.0," in own and "Layout: 1.0," in own  # the student's own
+    sent = stream_events(server, {"prompt": "a star", "model": "tiny-fast", "steps": 2, "layout": 0.5})[-1][1]
+    assert "Steps: 2, Sampler: lcm, CFG scale: 1.0," in sent["parameters"] and "Layout: 0.5," in sent["parameters"]
+    assert httpx.post(server.url + "/sdapi/v1/options", json={"sd_model_checkpoint": "tiny-fast"}).status_code == 200
+    try:
+        reply = httpx.post(server.url + "/sdapi/v1/txt2img", json={"prompt": "a star", "seed": 1}, timeout=120).json()
+        assert "Steps: 4, Sampler: lcm, CFG scale: 1.0," in json.loads(reply["info"])["infotexts"][0]
+    finally:
+        httpx.post(server.url + "/sdapi/v1/options", json={"sd_model_checkpoint": "default"})
+    plain = stream_events(server, {"prompt": "a star", "model": "tiny"})[-1][1]["parameters"]
+    assert "Steps: 15, Sampler: dpmpp_2m, CFG scale: 4.0," in plain
+
+
 def test_the_server_says_what_the_words_were_read_as_and_which_it_lacks(server):
     done = stream_events(server, {"prompt": "a cobalt orb beneath a tile", "steps": 2})[-1][1]
     assert done["read_as"] == "a blue circle below a square" and done["unknown_words"] == []
