@@ -1,7 +1,8 @@
 """The models folder: the models a user keeps, listed and chosen by name, without loading them.
 
 A model there is a folder (glassdiff's or diffusers' layout) or a single-file SD checkpoint; its name is the folder's
-or the file's name without its extension. `default` is the embedded model. The folder is $GLASSDIFF_MODELS, or
+or the file's name without its extension. `default` is the embedded model, `default-fast` its distilled student
+(weights/fast: 4 steps, one UNet pass each). The folder is $GLASSDIFF_MODELS, or
 ~/.local/share/glassdiff/models. Reading what a model is takes only its configs and safetensors headers: no torch.
 """
 
@@ -16,6 +17,7 @@ from .config import BadInput
 from .folders import read_index, text_encoder_kind
 
 DEFAULT = "default"
+FAST = "default-fast"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +41,18 @@ def embedded_dir() -> str:
     return os.path.join(os.path.dirname(__file__), "weights")
 
 
+def embedded() -> dict[str, str]:
+    """The models glassdiff ships, by name: the default model, and its distilled student where it is installed."""
+    student = os.path.join(embedded_dir(), "fast")
+    return {DEFAULT: embedded_dir(), **({FAST: student} if os.path.isfile(os.path.join(student, "model_index.json"))
+                                       else {})}
+
+
 def list_models(folder: str | None = None) -> list[ModelEntry]:
     """The embedded model, then every model in the folder that can be read, by name."""
     from .checkpoints import SUFFIXES
 
-    entries = [describe(DEFAULT, embedded_dir())]
+    entries = [describe(name, path) for name, path in embedded().items()]
     folder = models_dir(folder)
     if not os.path.isdir(folder):
         return entries
@@ -63,6 +72,8 @@ def resolve(model: str | None, folder: str | None = None) -> str:
     name in the models folder."""
     if not model or model == DEFAULT:
         return embedded_dir()
+    if model in embedded():
+        return embedded()[model]
     if os.path.exists(model):
         return model
     if os.sep in model or model.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth")):

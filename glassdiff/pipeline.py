@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import warnings
 
 import torch
@@ -121,11 +122,14 @@ class Pipeline:
     def img2img_unet(self, unet):
         self._img2img = unet
 
-    def save(self, folder: str, training: dict | None = None):
+    def save(self, folder: str, training: dict | None = None, keep: tuple[str, ...] = ()):
         """Write a diffusers-layout folder atomically (safetensors only): glassdiff's own with the MiniLM note, or,
         for a model with CLIP, a StableDiffusionPipeline folder that diffusers loads too. `training` (the steps the
-        weights have taken) goes to training.json, which `glassdiff train denoiser --init` reads."""
+        weights have taken) goes to training.json, which `glassdiff train denoiser --init` reads. `keep` names
+        files and folders of the folder already there that the new one takes over (a card, a student's folder)."""
         with atomic_dir(folder) as tmp:
+            for name in keep:
+                _copy_entry(os.path.join(folder, name), os.path.join(tmp, name))
             if training:
                 with open(os.path.join(tmp, TRAINING_FILE), "w") as f:
                     json.dump(training, f, indent=2)
@@ -412,6 +416,13 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return free
+
+
+def _copy_entry(source: str, target: str):
+    if os.path.isdir(source):
+        shutil.copytree(source, target)
+    elif os.path.exists(source):
+        shutil.copy2(source, target)
 
 
 def _prompts(prompt) -> list[str]:

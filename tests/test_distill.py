@@ -113,3 +113,23 @@ def test_eval_scores_a_student_with_its_own_sampling(tiny_model_dir, tmp_path, m
     own, two = (json.loads((tmp_path / name).read_text())["sampling"] for name in ("own.json", "two.json"))
     assert (own["sampler"], own["steps"], own["guidance"], own["layout"]) == ("lcm", 4, 1.0, 1.0)
     assert (two["sampler"], two["steps"]) == ("lcm", 2)
+
+
+def test_a_student_shipped_inside_its_teacher_outlives_the_teachers_next_ship_and_is_named_default_fast(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from glassdiff import models
+    from glassdiff.pipeline import Pipeline
+    from glassdiff.train.ship import ship
+
+    teacher = str(tmp_path / "weights")
+    ship(tiny_model_dir, teacher)
+    train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=teacher, steps=1, **TINY))
+    ship(str(tmp_path / "d" / "model"), os.path.join(teacher, "fast"))
+    (tmp_path / "weights" / "fast" / "MODEL_CARD.md").write_text("the student's card")
+    ship(tiny_model_dir, teacher)  # the teacher again: its folder is written anew
+    assert (tmp_path / "weights" / "fast" / "MODEL_CARD.md").read_text() == "the student's card"
+    monkeypatch.setattr(models, "embedded_dir", lambda: teacher)
+    assert [e.name for e in models.list_models(str(tmp_path / "no-models"))] == ["default", "default-fast"]
+    assert models.resolve("default-fast") == os.path.join(teacher, "fast")
+    assert Pipeline.load(models.resolve("default-fast")).sampling == {"sampler": "lcm", "steps": 4, "guidance": 1.0,
+                                                                      "layout": 1.0}

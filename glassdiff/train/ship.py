@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from ..folders import read_training
+from ..folders import model_sampling, read_training
 from ..pipeline import Pipeline
 
 CHECK_PROMPTS = ("a red circle", "two blue squares", "a yellow star left of a purple heart")
@@ -40,14 +40,9 @@ def ship(source: str, target: str, vae: str | None = None, img2img: str | None =
 
         pipe.vae = AutoencoderKL.from_pretrained(vae, torch_dtype=torch.float32).eval()
     reference = check_images(pipe)  # fp32, before the weights are halved
-    card = os.path.join(target, "MODEL_CARD.md")
-    kept = open(card).read() if os.path.exists(card) else None
     pipe.unet.half()
     pipe.vae.half()
-    pipe.save(target, training=read_training(source))  # the steps the weights took go with them
-    if kept is not None:
-        with open(card, "w") as f:
-            f.write(kept)
+    pipe.save(target, training=read_training(source), keep=kept_entries(target))  # with the steps the weights took
     log = os.path.join(os.path.dirname(os.path.normpath(source)), "log.jsonl")  # RUN/log.jsonl
     if os.path.exists(log):
         from .plots import plot_losses
@@ -55,6 +50,15 @@ def ship(source: str, target: str, vae: str | None = None, img2img: str | None =
         plot_losses(log, os.path.join(target, "loss.png"))
     shipped = check_images(_reference(target))
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
+
+
+def kept_entries(target: str) -> tuple[str, ...]:
+    """What shipping over a model folder keeps: its card, and the models shipped inside it (weights/fast, the
+    default model's distilled student)."""
+    if not os.path.isdir(target):
+        return ()
+    return tuple(name for name in sorted(os.listdir(target)) if name == "MODEL_CARD.md"
+                 or os.path.isfile(os.path.join(target, name, "model_index.json")))
 
 
 def spread_prompts(n: int, keep=lambda spec: True) -> list[str]:
@@ -68,14 +72,16 @@ def spread_prompts(n: int, keep=lambda spec: True) -> list[str]:
     return prompts
 
 
-def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16):
-    """n generations (seed 0) for benchmark prompts spread over every task, seen and held out, labelled."""
+def contact_sheet(model: str, out_png: str, n: int = 64, chunk: int = 16, **sampling):
+    """n generations (seed 0; the model's own sampling, or `sampling`'s) for benchmark prompts spread over every
+    task, seen and held out, labelled."""
     from ..io import atomic_path
     from .plots import labelled_grid
 
     prompts = spread_prompts(n)
     pipe = _reference(model)
-    images = [im for i in range(0, len(prompts), chunk) for im in pipe(prompts[i:i + chunk], seed=0).images]
+    images = [im for i in range(0, len(prompts), chunk)
+              for im in pipe(prompts[i:i + chunk], seed=0, **sampling).images]
     with atomic_path(out_png) as tmp:
         labelled_grid(images, prompts, columns=8).save(tmp, format="PNG")
 
@@ -92,7 +98,7 @@ def layout_sheet(model: str, out_png: str, two_objects: int = 16, counting: int 
     pipe = _reference(model)
     images, labels = [], []
     for row in range(0, len(prompts), 8):  # a row alone, then the same prompts with their layout
-        for layout in (0.0, SamplingConfig().layout):
+        for layout in (0.0, pipe.sampling.get("layout", SamplingConfig().layout)):
             images += pipe(prompts[row:row + 8], seed=0, layout=layout).images
             labels += [f"{'layout' if layout else 'alone'}: {p}" for p in prompts[row:row + 8]]
     with atomic_path(out_png) as tmp:
@@ -119,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 def install(source: str, target: str, vae: str | None = None, img2img: str | None = None):
     print(f"max pixel difference fp32 -> fp16 weights: {ship(source, target, vae, img2img)} (of 255)")
     contact_sheet(target, os.path.join(target, "samples.png"))
+    if model_sampling(target):  # a distilled student: its own steps, and one
+        contact_sheet(target, os.path.join(target, "samples_1step.png"), steps=1)
     layout_sheet(target, os.path.join(target, "layout.png"))
 
 
