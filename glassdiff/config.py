@@ -117,7 +117,7 @@ class SamplingConfig:
     @property
     def layout_start(self) -> int:
         """The steps before a layout's regions: the whole prompt settles the background (sampling.Regions). None at
-        layout 1, every step region by region; the planner then names the background (layout.plan)."""
+        layout 1, every step region by region; the planner then names a background (layout.plan)."""
         if self.layout >= 1:
             return 0
         return max(1, round(self.steps * LAYOUT_START_SHARE))

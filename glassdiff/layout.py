@@ -28,6 +28,7 @@ import torch
 from .world.captions import CELL_PHRASES, caption
 from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
 
+FREE_COLORS = tuple(c for c in COLORS if c not in ("white", "black", "gray"))  # hues: none vanishes into a background
 FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a quarter with room
 
 _NOUN = (rf"(?P<lead{{n}}>a|an|one|two|three|four) "
@@ -86,31 +87,35 @@ def read_as_of(prompt: str, grounding) -> str:
     return grounding.caption
 
 
-def plan(prompt: str, background: str | None = None) -> list[Region] | None:
+def plan(prompt: str, seed: int | None = None) -> list[Region] | None:
     """Regions tiling the canvas, one per copy of each object, or None when the prompt is drawn as it is.
 
-    background: the one every region names where the prompt names none. Regions drawn from the first step have no
-    whole-prompt step to settle a shared one, and canvases left to choose chose different ones (seeded_background).
+    seed: regions drawn from the first step (--layout 1) name what the prompt leaves free, picked by the seed
+    (_free_picked): with no whole-prompt step to settle a background, canvases left to choose chose different ones,
+    and a few-step student draws an object of no named colour pale, between the colours it might be.
     """
     spec = parse(prompt)
     if spec is None:
         return None
-    spec["background"] = spec["background"] or background
+    if len(spec["objects"]) == 1 and spec["objects"][0]["count"] == 1 and "color" in spec["objects"][0]:
+        return None
+    if seed is not None:
+        spec = _free_picked(spec, random.Random(seed))
     if len(spec["objects"]) == 1:
-        entry = spec["objects"][0]
-        if entry["count"] == 1 and "color" in entry:
-            return None
-        placed = [(entry, box) for box in _COPIES[entry["count"]]]
+        placed = [(spec["objects"][0], box) for box in _COPIES[spec["objects"][0]["count"]]]
     else:
         placed = [(entry, box) for entry, half in zip(spec["objects"], _HALVES[spec["relation"]])
                   for box in _split(_BOXES[half], entry["count"])]
     return [Region(_one_object(entry, box, spec["background"]), box) for entry, box in placed]
 
 
-def seeded_background(seed: int) -> str:
-    """The background an image's regions share when they are drawn from the first step and the prompt names none:
-    the seed's pick among the world's backgrounds, as a prompt naming none may have any."""
-    return random.Random(seed).choice(list(BACKGROUNDS))
+def _free_picked(spec: dict, rng: random.Random) -> dict:
+    """The spec with a background where it names none, and a hue for each object named with no colour (its copies
+    share it; two objects get two), as a prompt that leaves them free may have any."""
+    background = spec["background"] or rng.choice(list(BACKGROUNDS))
+    hues = rng.sample(FREE_COLORS, len(spec["objects"]))
+    return {**spec, "background": background, "objects": [{"color": hue, **entry} for entry, hue in
+                                                          zip(spec["objects"], hues)]}
 
 
 def _one_object(entry: dict, box, background: str | None) -> str:

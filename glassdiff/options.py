@@ -124,8 +124,9 @@ def add_layout_arg(p: argparse.ArgumentParser):
                    help="share of the steps that draw each object of a two-object prompt, or each copy of a "
                         "counted one, in a part of the canvas of its own (\"a star left of a heart\": the star's "
                         "prompt on the left half; \"three stars\": one star per part; \"a star\": a medium star in "
-                        f"the centre of the whole canvas); 1: every step, on one background; 0 turns it off (default "
-                        f"{SamplingConfig().layout}, or what the model folder asks for: a distilled student's 1)")
+                        "the centre of the whole canvas); 1: every step, the seed picking a background and colours "
+                        f"the prompt leaves free; 0 turns it off (default {SamplingConfig().layout}, or what the model "
+                        "folder asks for: a distilled student's 1)")
 
 
 def given_sampling(args) -> dict:

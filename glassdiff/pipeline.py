@@ -23,7 +23,7 @@ from .config import BadInput, BadType, Notice, SamplingConfig, check_prompt, ran
 from .folders import TRAINING_FILE, first_line, model_sampling, read_index, text_encoder_kind
 from .denoiser import Denoiser
 from .io import atomic_dir, state_digest
-from .layout import Region, masks, plan, read_as_of, seeded_background
+from .layout import Region, masks, plan, read_as_of
 from . import forward
 from .sampling import (Observer, ProgressBar, Regions, TrajectoryRecorder, noise_and_generators, sample,
                        seeded_generator)
@@ -233,8 +233,8 @@ class Pipeline:
         planned = bool(cfg.layout_steps and prompted) and not from_picture
         img2img = from_picture and strength < 1 and self._img2img is not None
         read_as = [read_as_of(p, g) if planned else p for p, g in zip(prompts, groundings)]
-        background = seeded_background(cfg.seed) if cfg.layout_start == 0 else None  # regions from the first step
-        plans = [plan(p, background) if planned else None for p in read_as]
+        free = cfg.seed if cfg.layout_start == 0 else None  # regions from the first step: the seed picks the free
+        plans = [plan(p, free) if planned else None for p in read_as]
         region_prompts = [region.prompt for regions in plans if regions for region in regions]
         self._notify_truncation(prompts, cfg.negative)
         self._notify_unknown(groundings)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from glassdiff.config import scheduler_preset
-from glassdiff.layout import masks, plan, seeded_background
+from glassdiff.layout import FREE_COLORS, masks, plan
 from glassdiff.sampling import Regions, TrajectoryRecorder, initial_noise, sample
 from glassdiff.schedulers import SCHEDULERS, make_scheduler
 from glassdiff.world.vocab import BACKGROUNDS, RELATIONS, relation_holds
@@ -121,16 +121,20 @@ def test_pipeline_plans_the_prompts_the_planner_reads_and_draws_the_others_as_th
     assert "Layout: 0.33," in with_layout.infotexts[0] and "Layout: 0.0," in without.infotexts[0]
 
 
-def test_layout_one_draws_every_step_in_regions_that_name_one_background(tiny_pipe):
-    prompt = "a star left of a heart"
+def test_layout_one_draws_every_step_in_regions_that_name_what_the_prompt_left_free(tiny_pipe):
+    prompt = "two stars left of a heart"
     result = tiny_pipe(prompt, seed=3, steps=3, layout=1.0, trace=True)
     assert [r.regional for r in result.trace] == [True, True, True]
-    picked = seeded_background(3)
-    assert result.plans[0] == plan(prompt, picked)
-    assert all(r.prompt.endswith(f" on a {picked} background") for r in result.plans[0])
-    assert {seeded_background(seed) for seed in range(50)} == set(BACKGROUNDS)  # any one, as the prompt allows
-    named = tiny_pipe(f"{prompt} on a black background", seed=3, steps=3, layout=1.0).plans[0]
-    assert all(r.prompt.endswith(" on a black background") for r in named)  # the prompt's own wins
+    assert result.plans[0] == plan(prompt, seed=3)
+    backgrounds = {r.prompt.split(" on a ")[-1] for r in result.plans[0]}
+    hues = [next(c for c in FREE_COLORS if f" {c} " in r.prompt) for r in result.plans[0]]
+    assert len(backgrounds) == 1 and backgrounds <= {f"{b} background" for b in BACKGROUNDS}
+    assert hues[0] == hues[1] != hues[2]  # the two stars share a hue; the heart has its own
+    picks = [plan(prompt, seed=seed) for seed in range(60)]
+    assert {r[0].prompt.split(" on a ")[-1] for r in picks} == {f"{b} background" for b in BACKGROUNDS}
+    named = plan("a green star left of a heart on a black background", seed=3)
+    assert " green star " in named[0].prompt and all(r.prompt.endswith(" on a black background") for r in named)
+    assert plan("a red star", seed=3) is None  # one object with its colour is still drawn as it is
     partly = tiny_pipe(prompt, seed=3, steps=3, layout=0.67, trace=True)  # a first step of the whole prompt
     assert [r.regional for r in partly.trace] == [False, True, True] and partly.plans[0] == plan(prompt)
 

@@ -171,8 +171,9 @@ def layout_section(regions, records, final: np.ndarray) -> str:
     first = next(r.index for r in records if r.regional) + 1
     last = first + steps - 1
     if first == 1:
-        before = ("Every step is drawn region by region (<code>--layout 1</code>), so each region's prompt names one "
-                  "background, the prompt's or one its seed picked, and the canvases share it.")
+        before = ("Every step is drawn region by region (<code>--layout 1</code>), so the regions' prompts name what "
+                  "the prompt left free, picked by the seed: one background, which the canvases share, and a colour "
+                  "for each object named with none.")
     else:
         earlier = "Step 1" if first == 2 else f"Steps 1-{first - 1}"
         before = f"{earlier} drew the whole prompt, which settles the background."
