@@ -188,3 +188,17 @@ def test_image_to_image_recolours_in_place_and_inpainting_adds_what_the_prompt_n
     added = sum(any(o.shape == "star" and o.color == "blue" and o.cx > 0.5 for o in detect(image).objects)
                 for image in inpainted.images)
     assert kept_place >= 40 and added >= 40, (kept_place, added)
+
+
+def test_the_shipped_student_draws_in_four_steps_what_the_teachers_split_loses():
+    """default-fast (weights/fast) at its own sampling (lcm, 4 steps, regions on every step) against the same
+    student with the teacher's split (one region step of four): the benchmark's first counting, position and
+    colour-binding prompts, seeds 0-3."""
+    from glassdiff.models import resolve
+
+    student = Pipeline.load(resolve("default-fast"))
+    assert student.sampling == {"sampler": "lcm", "steps": 4, "guidance": 1.0, "layout": 1.0}
+    specs = [s for tag in ("counting", "position", "color_attr") for s in benchmark_specs(tag, 8)]
+    own, split = passing(student, specs, 1.0, batch=4), passing(student, specs, 0.33, batch=4)
+    print(f"student prompts passing: {own}/96 on its own layout, {split}/96 with the teacher's split")
+    assert own >= 80 and own >= split + 40

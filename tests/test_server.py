@@ -111,7 +111,7 @@ def test_webuiapi_lists_samplers_and_models_and_switches_the_model(server):
     api = webuiapi.WebUIApi(host="127.0.0.1", port=server.port)
     names = {s["name"] for s in api.get_samplers()}
     assert {"Euler a", "DPM++ 2M", "DDIM", "UniPC", "LMS", "Euler"} <= names
-    assert set(api.util_get_model_names()) == {"default", "tiny", "tiny-fast"}
+    assert set(api.util_get_model_names()) == {"default", "default-fast", "tiny", "tiny-fast"}
     api.util_set_model("tiny")
     assert api.util_get_current_model() == "tiny"
     tiny = api.txt2img(prompt="a star", seed=1, steps=2, width=16, height=16, sampler_name="Euler")
@@ -398,7 +398,7 @@ def test_the_page_draws_live_in_chromium(server, tmp_path):
         frame.locator("button.word").nth(2).hover()
         assert focus.get_attribute("src") != before
         page.screenshot(path=str(tmp_path / "explained.png"), full_page=True)
-        assert page.locator("#student option").all_inner_texts() == ["none", "tiny-fast"]  # students only
+        assert page.locator("#student option").all_inner_texts() == ["none", "default-fast", "tiny-fast"]  # students
         page.select_option("#student", "tiny-fast")
         page.click("#explain")
         page.wait_for_function("document.getElementById('explainer').srcdoc.includes('id=\"student\"')",

@@ -177,7 +177,7 @@ def test_models_are_listed_and_chosen_by_name(sd_dir, sd_file, tmp_path, capsys,
     monkeypatch.setenv("GLASSDIFF_MODELS", str(models))
     assert main(["models", "--json"]) == 0
     listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
-    assert set(listed) == {"default", "my-folder", "my-file"}
+    assert set(listed) == {"default", "default-fast", "my-folder", "my-file"}  # the embedded two, then the folder
     assert listed["default"]["kind"] == "glassdiff" and listed["default"]["native"] == 64
     assert listed["my-folder"]["kind"] == ("sd2" if "v_prediction" in sd_dir else "sd1")
     assert listed["my-file"]["kind"] == ("sd2" if sd_file[2] == "v_prediction" else "sd1")

@@ -47,7 +47,9 @@ def ship(source: str, target: str, vae: str | None = None, img2img: str | None =
     if os.path.exists(log):
         from .plots import plot_losses
 
-        plot_losses(log, os.path.join(target, "loss.png"))
+        student = "distilled_from" in read_training(source)
+        plot_losses(log, os.path.join(target, "loss.png"),
+                    **({"ylabel": "consistency loss (pseudo-Huber)"} if student else {}))
     shipped = check_images(_reference(target))
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
