@@ -26,7 +26,7 @@ import re
 import torch
 
 from .world.captions import CELL_PHRASES, caption
-from .world.vocab import BACKGROUNDS, COLORS, RELATIONS, SHAPES, SIZES, cell_of
+from .world.vocab import BACKGROUNDS, COLORS, FORBIDDEN_ON, RELATIONS, SHAPES, SIZES, cell_of
 
 FREE_COLORS = tuple(c for c in COLORS if c not in ("white", "black", "gray"))  # hues: none vanishes into a background
 FREE_SIZE = "medium"  # the size a region's prompt asks for when the prompt names none: it fits a quarter with room
@@ -110,9 +110,11 @@ def plan(prompt: str, seed: int | None = None) -> list[Region] | None:
 
 
 def _free_picked(spec: dict, rng: random.Random) -> dict:
-    """The spec with a background where it names none, and a hue for each object named with no colour (its copies
-    share it; two objects get two), as a prompt that leaves them free may have any."""
-    background = spec["background"] or rng.choice(list(BACKGROUNDS))
+    """The spec with a background where it names none (not one its objects' colours may not be drawn on), and a
+    hue for each object named with no colour (its copies share it; two objects get two), as a prompt that leaves
+    them free may have any."""
+    named = {entry["color"] for entry in spec["objects"] if "color" in entry}
+    background = spec["background"] or rng.choice([b for b in BACKGROUNDS if FORBIDDEN_ON.get(b) not in named])
     hues = rng.sample(FREE_COLORS, len(spec["objects"]))
     return {**spec, "background": background, "objects": [{"color": hue, **entry} for entry, hue in
                                                           zip(spec["objects"], hues)]}

@@ -135,6 +135,8 @@ def test_layout_one_draws_every_step_in_regions_that_name_what_the_prompt_left_f
     named = plan("a green star left of a heart on a black background", seed=3)
     assert " green star " in named[0].prompt and all(r.prompt.endswith(" on a black background") for r in named)
     assert plan("a red star", seed=3) is None  # one object with its colour is still drawn as it is
+    on = {plan("a white star and a black heart", seed=seed)[0].prompt.split(" on a ")[-1] for seed in range(60)}
+    assert on == {"gray background", "sky background", "sand background"}  # never a colour's forbidden ground
     partly = tiny_pipe(prompt, seed=3, steps=3, layout=0.67, trace=True)  # a first step of the whole prompt
     assert [r.regional for r in partly.trace] == [False, True, True] and partly.plans[0] == plan(prompt)
 
