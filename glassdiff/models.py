@@ -68,12 +68,11 @@ def list_models(folder: str | None = None) -> list[ModelEntry]:
 
 
 def resolve(model: str | None, folder: str | None = None) -> str:
-    """A --model value -> a path: an existing path as it is, `default` or nothing for the embedded model, else a
-    name in the models folder."""
-    if not model or model == DEFAULT:
-        return embedded_dir()
-    if model in embedded():
-        return embedded()[model]
+    """A --model value -> a path: `default` or nothing for the embedded model, `default-fast` for its student, an
+    existing path as it is, else a name in the models folder."""
+    model, shipped = model or DEFAULT, embedded()
+    if model in shipped:
+        return shipped[model]
     if os.path.exists(model):
         return model
     if os.sep in model or model.lower().endswith((".safetensors", ".ckpt", ".pt", ".pth")):

@@ -142,6 +142,8 @@ class Worker:
         from .models import DEFAULT, resolve
 
         name = name or self.model_name or DEFAULT
+        if name == self.model_name and self.pipe is not None:
+            return self.pipe.sampling  # read when it was loaded: no listing of the models folder per request
         return model_sampling(resolve(name, self.models_dir)) if name in self.names() else {}
 
     def student(self, name: str):

@@ -42,14 +42,14 @@ def ship(source: str, target: str, vae: str | None = None, img2img: str | None =
     reference = check_images(pipe)  # fp32, before the weights are halved
     pipe.unet.half()
     pipe.vae.half()
-    pipe.save(target, training=read_training(source), keep=kept_entries(target))  # with the steps the weights took
+    record = read_training(source)
+    pipe.save(target, training=record, keep=kept_entries(target))  # with the steps the weights took
     log = os.path.join(os.path.dirname(os.path.normpath(source)), "log.jsonl")  # RUN/log.jsonl
     if os.path.exists(log):
         from .plots import plot_losses
 
-        student = "distilled_from" in read_training(source)
         plot_losses(log, os.path.join(target, "loss.png"),
-                    **({"ylabel": "consistency loss (pseudo-Huber)"} if student else {}))
+                    **({"ylabel": "consistency loss (pseudo-Huber)"} if "distilled_from" in record else {}))
     shipped = check_images(_reference(target))
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
