@@ -60,5 +60,5 @@ class Denoiser:
         self.unet = unet
 
     def __call__(self, x_in: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x_in = unet_input(x_in, self.unet.config.in_channels)
+        x_in = unet_input(x_in, getattr(self.unet, "module", self.unet).config.in_channels)  # unet may be in DDP
         return self.unet(x_in, t, encoder_hidden_states=context, return_dict=False)[0]

@@ -3,6 +3,8 @@ pass a step."""
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -27,6 +29,32 @@ def test_a_stopped_and_resumed_distillation_ends_where_an_uninterrupted_one_ends
 
     assert record["distilled_from"] == Pipeline.load(tiny_model_dir).model_hash  # the teacher's, not the student's
     assert os.path.exists(tmp_path / "whole" / "loss.png")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_distillation_ends_where_one_process_ends(tiny_model_dir, tmp_path, one_thread):
+    out, fast = str(tmp_path / "ddp"), {**TINY, "lr": 1e-3, "warmup": 1}  # steps that move the weights well past atol
+    args = ["--out", out, "--teacher", tiny_model_dir, "--steps", "3"] + [f"--{k.replace('_', '-')}={v}"
+                                                                          for k, v in fast.items()]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29519", "-m", "glassdiff.train", "distill", *args],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world_size"] == 2 for r in results)
+    assert results[0]["weights_digest"] == results[1]["weights_digest"]
+    one = train_distill(DistillTrainConfig(out=str(tmp_path / "one"), teacher=tiny_model_dir, steps=3, **fast))
+    assert one["world_size"] == 1
+    from diffusers import UNet2DConditionModel
+
+    ddp_unet, one_unet, teacher_unet = (UNet2DConditionModel.from_pretrained(folder, subfolder="unet") for folder in
+                                        (os.path.join(out, "model"), str(tmp_path / "one" / "model"), tiny_model_dir))
+    moved = max((a - b).abs().max().item() for a, b in zip(one_unet.parameters(), teacher_unet.parameters()))
+    assert moved > 1e-3
+    for (name, ddp_weight), one_weight in zip(ddp_unet.state_dict().items(), one_unet.state_dict().values()):
+        # Adam turns float-order noise in a near-zero gradient into a step-sized difference: a tenth of the step
+        torch.testing.assert_close(ddp_weight, one_weight, atol=1e-4, rtol=1e-3,
+                                   msg=lambda detail, name=name: f"{name}: {detail}")
 
 
 def test_the_student_draws_in_one_unet_pass_a_step_with_the_lcm_sampler(tiny_model_dir, tmp_path):

@@ -348,6 +348,19 @@ def test_learning_rate_warms_up_then_stays_or_decays_by_a_cosine():
     assert lr_at(10, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-3)
     assert lr_at(510, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(0.55e-3)  # half-way: the mean
     assert lr_at(1010, 1e-3, 10, total=1010, decay_to=0.1) == pytest.approx(1e-4)
+    assert lr_at(600, 1e-3, 10, total=1010, decay_to=0.1, decay_from=610) == pytest.approx(1e-3)  # not yet
+    assert lr_at(810, 1e-3, 10, total=1010, decay_to=0.1, decay_from=610) == pytest.approx(0.55e-3)
+
+
+def test_a_resumed_runs_log_keeps_one_row_a_step_the_later_one(tmp_path):
+    from glassdiff.train.plots import plot_losses, read_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": loss}) + "\n"
+                           for s, loss in [(1, 0.5), (2, 0.4), (3, 0.3), (2, 0.2), (3, 0.1), (4, 0.05)]))
+    assert [(r["step"], r["loss"]) for r in read_log(str(log))] == [(1, 0.5), (2, 0.2), (3, 0.1), (4, 0.05)]
+    plot_losses(str(log), str(tmp_path / "loss.png"))
+    assert (tmp_path / "loss.png").stat().st_size > 0
 
 
 def test_coordinates_widen_an_init_unet_and_the_model_generates(tmp_path):

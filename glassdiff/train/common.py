@@ -31,12 +31,15 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def lr_at(step: int, base_lr: float, warmup: int, total: int = 0, decay_to: float = 1.0) -> float:
-    """Linear warm-up, then constant (decay_to 1) or cosine down to base_lr * decay_to at step `total`."""
+def lr_at(step: int, base_lr: float, warmup: int, total: int = 0, decay_to: float = 1.0,
+          decay_from: int = 0) -> float:
+    """Linear warm-up, then constant (decay_to 1) or, from step max(warmup, decay_from), cosine down to
+    base_lr * decay_to at step `total`."""
     rate = base_lr * min(1.0, (step + 1) / max(1, warmup))
-    if decay_to == 1.0 or step < warmup or total <= warmup:
+    start = max(warmup, decay_from)
+    if decay_to == 1.0 or step < start or total <= start:
         return rate
-    progress = min(1.0, (step - warmup) / (total - warmup))
+    progress = min(1.0, (step - start) / (total - start))
     return rate * (decay_to + (1 - decay_to) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

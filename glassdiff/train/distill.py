@@ -9,7 +9,8 @@ c_skip(t) x_t + c_out(t) x0 (diffusers' LCMScheduler's), so at t = 0 the answer 
 sampled by `--sampler lcm` with guidance 1.
 
 Same habits as the denoiser stage: the cached latents and captions, batches a function of (seed, step), atomic
-resumable checkpoints, a log, a loss plot, sample sheets, and the model folder `out/model`.
+resumable checkpoints, a log, a loss plot, sample sheets, the model folder `out/model`, `--device cuda`, and DDP
+under torchrun (each rank takes its share of the global batch, so the weights do not depend on the rank count).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import os
 import time
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ..algebra import add_noise, to_x0_and_eps
 from ..config import BadInput
 from ..denoiser import Denoiser
-from .common import EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything
+from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
+                     setup_distributed)
 from .denoiser import DenoiserTrainConfig, load_or_build_cache, trained_steps, weights_digest
 
 SIGMA_DATA = 0.5  # LCMScheduler's boundary condition
@@ -43,6 +46,8 @@ class DistillTrainConfig:
     batch: int = 32
     lr: float = 2e-5
     warmup: int = 100
+    anneal: int = 0  # the last `anneal` steps bring the rate down by a cosine to lr * anneal_to (0: constant)
+    anneal_to: float = 0.1
     ema_decay: float = 0.95  # the target copy's decay (LCM's mu)
     huber_c: float = 0.001  # pseudo-Huber loss: sqrt(d^2 + c^2) - c
     captions: int = 6000
@@ -73,22 +78,25 @@ def consistent(denoise, x_t, t, context, alpha_bar, prediction_type):
     return c_skip * x_t + c_out * x0
 
 
-def step_batch(cfg: DistillTrainConfig, n_latents: int, step: int):
-    """Indices, grid positions and noise of `step`: a function of (seed, step) only."""
+def step_batch(cfg: DistillTrainConfig, latents: torch.Tensor, step: int):
+    """The global batch of `step`: indices, grid positions and noise, a function of (seed, step) only."""
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    idx = torch.randint(0, n_latents, (cfg.batch,), generator=g)
+    idx = torch.randint(0, len(latents), (cfg.batch,), generator=g)
     position = torch.randint(0, cfg.grid, (cfg.batch,), generator=g)
-    return idx, position, g
+    return idx, position, torch.randn((cfg.batch, *latents.shape[1:]), generator=g)
 
 
-def distill_loss(cfg, student, target, teacher, alphas_cumprod, cache, idx, position, g, prediction_type):
+def distill_loss(cfg, student, target, teacher, alphas_cumprod, cache, idx, position, noise, prediction_type):
+    """Per-sample pseudo-Huber distance (B,) between the student's answer at t and its EMA copy's at s."""
+    device = cache["latents"].device
+    idx, position, noise = idx.to(device), position.to(device), noise.to(device)
     skip = len(alphas_cumprod) // cfg.grid
     t = (position + 1) * skip - 1  # 19, 39, ..., 999
     s = (t - skip).clamp(min=0)
     x0 = cache["latents"][idx]
     context = cache["context"][cache["caption_of"][idx]].float()
     ab_t, ab_s = (alphas_cumprod[v].view(-1, 1, 1, 1) for v in (t, s))
-    x_t = add_noise(x0, torch.randn(x0.shape, generator=g), ab_t)
+    x_t = add_noise(x0, noise, ab_t)
     with torch.no_grad():
         uncond = cache["uncond"].float().expand_as(context)
         both = teacher(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([uncond, context]))
@@ -102,26 +110,28 @@ def distill_loss(cfg, student, target, teacher, alphas_cumprod, cache, idx, posi
 
 
 def train_distill(cfg: DistillTrainConfig) -> dict:
-    """Distil (resumably); write checkpoints, samples, the loss curve and the student's folder `out/model`."""
+    """Distil (resumably, on `device`, over DDP ranks under torchrun); write checkpoints, samples, the loss curve and
+    the student's folder `out/model`."""
     from ..pipeline import Pipeline
 
     if cfg.stop_after < 0:
         raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
     if not os.path.isdir(cfg.teacher):
         raise BadInput(f"--teacher {cfg.teacher}: no such model folder")
+    rank, world = setup_distributed(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)
     teacher_pipe = Pipeline.load(cfg.teacher)
     if teacher_pipe.text_encoder.kind != "minilm":
         raise BadInput("distillation takes glassdiff's own models as teachers (a Stable Diffusion one is not "
                        "supported yet)")
-    data = cfg.data_config(teacher_pipe.native_size)
-    cache = load_or_build_cache(data, teacher_pipe.vae, teacher_pipe.text_encoder, rank=0)
+    cache = _cache_on(cfg, load_or_build_cache(cfg.data_config(teacher_pipe.native_size), teacher_pipe.vae,
+                                               teacher_pipe.text_encoder, rank))
     record = {"steps": trained_steps(cfg.teacher), "distilled_from": teacher_pipe.model_hash,
               "guidance_folded": cfg.guidance, "sampling": STUDENT_SAMPLING}  # the hash before training moves it
     prediction_type = teacher_pipe.scheduler_config["prediction_type"]
-    alphas_cumprod = _alphas_cumprod(teacher_pipe.scheduler_config)
-    unet = teacher_pipe.unet
+    alphas_cumprod = _alphas_cumprod(teacher_pipe.scheduler_config).to(cfg.device)
+    unet = teacher_pipe.unet.to(cfg.device)
     teacher_unet = _frozen_copy(unet)
     unet.train().requires_grad_(True)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -132,40 +142,57 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
         state = load_checkpoint(ckpt_path, config_dict(cfg))
         unet.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        ema.shadow = state["ema"]
+        ema.shadow = {k: v.to(cfg.device) for k, v in state["ema"].items()}
         start = state["step"]
+    model = torch.nn.parallel.DistributedDataParallel(unet) if world > 1 else unet
     end = min(cfg.stop_after or cfg.steps, cfg.steps)
     t0 = time.time()
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="distill", dynamic_ncols=True)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc="distill", disable=rank != 0,
+               dynamic_ncols=True)
     for step in bar:
         target_unet.load_state_dict(ema.shadow)
-        idx, position, g = step_batch(cfg, len(cache["latents"]), step)
-        losses = distill_loss(cfg, Denoiser(unet), Denoiser(target_unet), Denoiser(teacher_unet), alphas_cumprod,
-                              cache, idx, position, g, prediction_type)
+        idx, position, noise = step_batch(cfg, cache["latents"], step)
+        mine = slice(rank * cfg.batch // world, (rank + 1) * cfg.batch // world)
+        losses = distill_loss(cfg, Denoiser(model), Denoiser(target_unet), Denoiser(teacher_unet), alphas_cumprod,
+                              cache, idx[mine], position[mine], noise[mine], prediction_type)
         loss = losses.mean()
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps, cfg.anneal_to if cfg.anneal else 1.0,
+                                cfg.steps - cfg.anneal)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         ema.update(unet, step)
-        bar.set_postfix(loss=f"{loss.item():.5f}", img_s=f"{cfg.batch * (step + 1 - start) / (time.time() - t0):.1f}")
-        log_line(os.path.join(cfg.out, "log.jsonl"), {"step": step + 1, "loss": loss.item(),
-                                                      "elapsed_s": round(time.time() - t0, 2)})
         done = step + 1
-        if done % cfg.checkpoint_every == 0 or done == end:
+        if rank == 0:
+            bar.set_postfix(loss=f"{loss.item():.5f}", img_s=f"{cfg.batch * (done - start) / (time.time() - t0):.1f}")
+            log_line(os.path.join(cfg.out, "log.jsonl"), {"step": done, "loss": loss.item(),
+                                                          "lr": opt.param_groups[0]["lr"],
+                                                          "elapsed_s": round(time.time() - t0, 2)})
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(),
                                         "ema": ema.shadow, "step": done, "config": config_dict(cfg)})
             _write_student(cfg, teacher_pipe, ema, {**record, "distill_steps": done})
-        if done % cfg.sample_every == 0 or done == end:
+        if rank == 0 and (done % cfg.sample_every == 0 or done == end):
             _write_samples(cfg, done)
-    from .plots import plot_losses
+    if dist.is_initialized():
+        dist.barrier()
+    if rank == 0 and os.path.exists(os.path.join(cfg.out, "log.jsonl")):
+        from .plots import plot_losses
 
-    plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"),
-                ylabel="consistency loss (pseudo-Huber)")
-    return {"steps": end, "wall_s": time.time() - t0, "images": len(cache["latents"]),
-            "weights_digest": weights_digest(unet)}
+        plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"),
+                    ylabel="consistency loss (pseudo-Huber)")
+    return {"steps": end, "wall_s": time.time() - t0, "images": len(cache["latents"]), "world_size": world,
+            "rank": rank, "weights_digest": weights_digest(unet)}
+
+
+def _cache_on(cfg: DistillTrainConfig, cache: dict) -> dict:
+    """The cache's tensors that a step reads, on a GPU when training on one (the whole cache fits its memory)."""
+    if not cfg.device.startswith("cuda"):
+        return cache
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return {**cache, **{k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond")}}
 
 
 def _alphas_cumprod(scheduler_config: dict) -> torch.Tensor:
@@ -184,7 +211,7 @@ def _write_student(cfg, teacher_pipe, ema, record: dict):
     """The EMA weights as a model folder (out/model), written atomically, recording its teacher and sampling."""
     from ..pipeline import Pipeline
 
-    unet = _frozen_copy(teacher_pipe.unet)
+    unet = _frozen_copy(teacher_pipe.unet).cpu()
     unet.load_state_dict(ema.shadow)
     student = Pipeline(unet=unet, vae=teacher_pipe.vae, text_encoder=teacher_pipe.text_encoder,
                        scheduler_config=teacher_pipe.scheduler_config)

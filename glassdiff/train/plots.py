@@ -10,6 +10,13 @@ from PIL import Image, ImageDraw
 from ..io import atomic_path
 
 
+def read_log(log_path: str) -> list[dict]:
+    """The log's rows, one a step: a run resumed from a checkpoint logs again the steps after it, and those win."""
+    with open(log_path) as f:
+        logged = [json.loads(line) for line in f if line.strip()]
+    return sorted({r["step"]: r for r in logged}.values(), key=lambda r: r["step"])
+
+
 def plot_losses(log_path: str, out_png: str, ylabel: str = "v-prediction loss (as trained)"):
     """Loss against step (smoothed), and loss by noise level at a few points of the run where the log has it."""
     import matplotlib
@@ -17,8 +24,7 @@ def plot_losses(log_path: str, out_png: str, ylabel: str = "v-prediction loss (a
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(log_path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_log(log_path)
     steps = [r["step"] for r in rows]
     losses = [r["loss"] for r in rows]
     smooth, acc = [], None
