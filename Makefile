@@ -37,7 +37,7 @@ test: install browser
 # stage 13, the third decoder fine-tune (runs/ae_dec3), about 70 minutes on 2 cores; stage 15, stage 12 again on new
 # scenes, on a GPU as well: 7 minutes on one H200, caching included; stage 16, the image-to-image UNet (stage 15's
 # fine-tuned on recoloured pairs), about 30 minutes on 2 cores; stage 17, the distilled student `default-fast`
-# (glassdiff/weights/fast, 4 steps), about 85 minutes on 2 cores.
+# (glassdiff/weights/fast, 4 steps), about 3 hours on 2 cores.
 # Its UNet has 32 attention heads per block (4-6 channels each: `--heads 32`); --init keeps a model's own layout.
 # Each model folder records the steps its weights took (training.json), and a stage that continues one (--init) draws
 # the batches after them; the stages with --step-offset 0 drew the first batches again, as they were shipped.
@@ -91,7 +91,7 @@ model: install
 		--lr 5e-5 --warmup 50 --min-snr-gamma 0 --ema-decay 0.995 --steps 600 --seed 22 --step-offset 0 \
 		--checkpoint-every 100 --sample-every 100000
 	$(PY) -m glassdiff.train.ship runs/d15/model glassdiff/weights runs/ae_dec3/vae --img2img runs/d16/model
-	$(VENV)/bin/glassdiff train distill --out runs/distill --teacher glassdiff/weights --steps 2400 --lr 5e-5 \
+	$(VENV)/bin/glassdiff train distill --out runs/distill --teacher glassdiff/weights --steps 6000 --anneal 3600 --lr 5e-5 \
 		--checkpoint-every 100 --sample-every 500 --resume --device $(DEVICE)
 	$(PY) -m glassdiff.train.ship runs/distill/model glassdiff/weights/fast
 
