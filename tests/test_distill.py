@@ -80,9 +80,13 @@ def test_the_boundary_condition_keeps_x_at_time_zero_and_predicts_x0_elsewhere()
     assert c_out[1].item() > 0.999 and c_skip[2].item() < 1e-6
 
 
-def test_a_missing_teacher_is_one_line(tmp_path):
+def test_a_missing_teacher_or_an_impossible_anneal_is_one_line(tiny_model_dir, tmp_path):
     with pytest.raises(BadInput, match="no such model folder"):
         train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=str(tmp_path / "nothing"), steps=1))
+    for anneal, anneal_to in ((5, 0.1), (-1, 0.1), (2, 0.0)):
+        with pytest.raises(BadInput, match="--anneal"):
+            train_distill(DistillTrainConfig(out=str(tmp_path / "d"), teacher=tiny_model_dir, steps=4, anneal=anneal,
+                                             anneal_to=anneal_to))
 
 
 def test_the_student_folder_asks_for_its_own_sampling_and_options_given_win(tiny_model_dir, tmp_path, monkeypatch):

@@ -118,6 +118,9 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
         raise BadInput(f"--stop-after {cfg.stop_after}: give a number of steps, or 0 to run to --steps")
     if not os.path.isdir(cfg.teacher):
         raise BadInput(f"--teacher {cfg.teacher}: no such model folder")
+    if not (0 <= cfg.anneal <= cfg.steps and 0 < cfg.anneal_to <= 1):
+        raise BadInput(f"--anneal {cfg.anneal} --anneal-to {cfg.anneal_to}: give 0 (a constant rate) up to --steps "
+                       f"({cfg.steps}) steps, and a share of the rate above 0, at most 1")
     rank, world = setup_distributed(cfg.device)
     os.makedirs(cfg.out, exist_ok=True)
     seed_everything(cfg.seed)
