@@ -145,6 +145,16 @@ def load_or_build_cache(cfg: DenoiserTrainConfig, vae, text_encoder, rank: int) 
     return torch.load(path, weights_only=False)
 
 
+def cache_on(cache: dict, device: str) -> dict:
+    """The cache, with the tensors a step reads on the GPU when training on one (the whole cache fits its memory:
+    no copy per step)."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        cache.update({k: cache[k].to(device) for k in ("latents", "context", "caption_of", "uncond", "sources",
+                                                       "source_of") if k in cache})
+    return cache
+
+
 def step_batch(cfg: DenoiserTrainConfig, cache: dict, step: int, steps_per_epoch: int):
     """The global batch of `step`: indices, timesteps, noise, dropout mask; a function of (seed, step) only."""
     step += cfg.step_offset or 0
@@ -221,11 +231,7 @@ def train_denoiser(cfg: DenoiserTrainConfig) -> dict:
     seed_everything(cfg.seed)
     vae = AutoencoderKL.from_pretrained(cfg.vae) if os.path.isdir(cfg.vae) else _fresh_vae(cfg)
     text_encoder = TextEncoder()
-    cache = load_or_build_cache(cfg, vae, text_encoder, rank)
-    if cfg.device.startswith("cuda"):  # the whole cache fits a GPU's memory: no copy per step
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        cache.update({k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond", "sources",
-                                                            "source_of") if k in cache})
+    cache = cache_on(load_or_build_cache(cfg, vae, text_encoder, rank), cfg.device)
     scheduler = DDPMScheduler(**scheduler_preset())
     unet = _initial_unet(cfg, text_encoder.dim, vae.config.latent_channels).to(cfg.device)
     opt = torch.optim.AdamW(_trainable(unet, cfg.trainable), lr=cfg.lr, weight_decay=0.0)

@@ -28,10 +28,11 @@ from ..config import BadInput
 from ..denoiser import Denoiser
 from .common import (EMA, config_dict, load_checkpoint, log_line, lr_at, save_checkpoint, seed_everything,
                      setup_distributed)
-from .denoiser import DenoiserTrainConfig, load_or_build_cache, trained_steps, weights_digest
+from .denoiser import DenoiserTrainConfig, cache_on, load_or_build_cache, trained_steps, weights_digest
 
 SIGMA_DATA = 0.5  # LCMScheduler's boundary condition
 TIMESTEP_SCALING = 10.0
+LOSS_LABEL = "consistency loss (pseudo-Huber)"
 STUDENT_SAMPLING = {"sampler": "lcm", "steps": 4, "guidance": 1.0, "layout": 1.0}  # regions on every step
 
 
@@ -128,8 +129,8 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
     if teacher_pipe.text_encoder.kind != "minilm":
         raise BadInput("distillation takes glassdiff's own models as teachers (a Stable Diffusion one is not "
                        "supported yet)")
-    cache = _cache_on(cfg, load_or_build_cache(cfg.data_config(teacher_pipe.native_size), teacher_pipe.vae,
-                                               teacher_pipe.text_encoder, rank))
+    cache = cache_on(load_or_build_cache(cfg.data_config(teacher_pipe.native_size), teacher_pipe.vae,
+                                         teacher_pipe.text_encoder, rank), cfg.device)
     record = {"steps": trained_steps(cfg.teacher), "distilled_from": teacher_pipe.model_hash,
               "guidance_folded": cfg.guidance, "sampling": STUDENT_SAMPLING}  # the hash before training moves it
     prediction_type = teacher_pipe.scheduler_config["prediction_type"]
@@ -140,7 +141,7 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     ema = EMA(unet, cfg.ema_decay)
     target_unet = _frozen_copy(unet)
-    ckpt_path, start = os.path.join(cfg.out, "checkpoint.pt"), 0
+    ckpt_path, log_path, start = os.path.join(cfg.out, "checkpoint.pt"), os.path.join(cfg.out, "log.jsonl"), 0
     if cfg.resume and os.path.exists(ckpt_path):
         state = load_checkpoint(ckpt_path, config_dict(cfg))
         unet.load_state_dict(state["model"])
@@ -170,9 +171,8 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
         done = step + 1
         if rank == 0:
             bar.set_postfix(loss=f"{loss.item():.5f}", img_s=f"{cfg.batch * (done - start) / (time.time() - t0):.1f}")
-            log_line(os.path.join(cfg.out, "log.jsonl"), {"step": done, "loss": loss.item(),
-                                                          "lr": opt.param_groups[0]["lr"],
-                                                          "elapsed_s": round(time.time() - t0, 2)})
+            log_line(log_path, {"step": done, "loss": loss.item(), "lr": opt.param_groups[0]["lr"],
+                                "elapsed_s": round(time.time() - t0, 2)})
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
             save_checkpoint(ckpt_path, {"model": unet.state_dict(), "optimizer": opt.state_dict(),
                                         "ema": ema.shadow, "step": done, "config": config_dict(cfg)})
@@ -181,21 +181,12 @@ def train_distill(cfg: DistillTrainConfig) -> dict:
             _write_samples(cfg, done)
     if dist.is_initialized():
         dist.barrier()
-    if rank == 0 and os.path.exists(os.path.join(cfg.out, "log.jsonl")):
+    if rank == 0 and os.path.exists(log_path):
         from .plots import plot_losses
 
-        plot_losses(os.path.join(cfg.out, "log.jsonl"), os.path.join(cfg.out, "loss.png"),
-                    ylabel="consistency loss (pseudo-Huber)")
+        plot_losses(log_path, os.path.join(cfg.out, "loss.png"), ylabel=LOSS_LABEL)
     return {"steps": end, "wall_s": time.time() - t0, "images": len(cache["latents"]), "world_size": world,
             "rank": rank, "weights_digest": weights_digest(unet)}
-
-
-def _cache_on(cfg: DistillTrainConfig, cache: dict) -> dict:
-    """The cache's tensors that a step reads, on a GPU when training on one (the whole cache fits its memory)."""
-    if not cfg.device.startswith("cuda"):
-        return cache
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    return {**cache, **{k: cache[k].to(cfg.device) for k in ("latents", "context", "caption_of", "uncond")}}
 
 
 def _alphas_cumprod(scheduler_config: dict) -> torch.Tensor:

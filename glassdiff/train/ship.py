@@ -46,10 +46,11 @@ def ship(source: str, target: str, vae: str | None = None, img2img: str | None =
     pipe.save(target, training=record, keep=kept_entries(target))  # with the steps the weights took
     log = os.path.join(os.path.dirname(os.path.normpath(source)), "log.jsonl")  # RUN/log.jsonl
     if os.path.exists(log):
+        from .distill import LOSS_LABEL
         from .plots import plot_losses
 
         plot_losses(log, os.path.join(target, "loss.png"),
-                    **({"ylabel": "consistency loss (pseudo-Huber)"} if "distilled_from" in record else {}))
+                    **({"ylabel": LOSS_LABEL} if "distilled_from" in record else {}))
     shipped = check_images(_reference(target))
     return max(int(np.abs(x - y).max()) for x, y in zip(reference, shipped))
 
